@@ -1,0 +1,5 @@
+import sys
+
+from clipdash.train.cli import main
+
+sys.exit(main())

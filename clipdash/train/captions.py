@@ -1,0 +1,82 @@
+"""Captioned training images: an image folder with caption templates, or a CSV of (image, caption)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipdash.errors import DatasetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class CaptionedImages:
+    """Image paths, the captions each may be paired with, and the unique caption strings.
+
+    ``caption_choices[i]`` lists indices into ``captions``; training samples one per image per step, so a
+    templated folder yields every template of the image's class and a CSV yields its one caption.
+    """
+
+    paths: list[Path]
+    caption_choices: list[list[int]]
+    captions: list[str]
+    labels: np.ndarray | None = None
+    classnames: list[str] | None = None
+
+
+def load_templates(path: str | Path) -> tuple[list[str], list[str] | None]:
+    """Read templates (``{}`` or ``{c}`` placeholder) and optional class names from a CLIP prompts JSON."""
+    data = json.loads(Path(path).read_text())
+    templates = [t.replace("{c}", "{}") for t in data["templates"]]
+    if not templates or any("{}" not in t for t in templates):
+        raise DatasetError(f"{path}: every template needs one '{{}}' or '{{c}}' placeholder")
+    return templates, data.get("classes")
+
+
+def from_image_folder(
+    root: str | Path, templates: list[str], classnames: list[str] | None = None, limit_per_class: int | None = None
+) -> CaptionedImages:
+    """``root/<class>/*.jpg`` → captions from templates; ``classnames`` (folder order) replaces folder names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"training image folder not found: {root}")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
+    if not class_dirs:
+        raise DatasetError(f"no class folders in {root} (expected {root}/<class>/*.jpg)")
+    names = classnames if classnames is not None else [d.name for d in class_dirs]
+    if len(names) != len(class_dirs):
+        raise DatasetError(f"{len(names)} class names for {len(class_dirs)} class folders in {root}")
+    captions = [t.format(name) for name in names for t in templates]
+    paths, choices, labels = [], [], []
+    for label, class_dir in enumerate(class_dirs):
+        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for path in files[:limit_per_class]:
+            paths.append(path)
+            labels.append(label)
+            choices.append(list(range(label * len(templates), (label + 1) * len(templates))))
+    return CaptionedImages(paths, choices, captions, np.asarray(labels), list(names))
+
+
+def from_caption_csv(csv_path: str | Path) -> CaptionedImages:
+    """A CSV with ``image`` (path relative to the CSV) and ``caption`` columns."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError(f"caption CSV not found: {csv_path}")
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"image", "caption"} <= set(rows[0]):
+        raise DatasetError(f"{csv_path} needs 'image' and 'caption' columns")
+    index: dict[str, int] = {}
+    paths, choices = [], []
+    for row in rows:
+        path = csv_path.parent / row["image"]
+        if not path.is_file():
+            raise DatasetError(f"{csv_path}: image not found: {path}")
+        paths.append(path)
+        choices.append([index.setdefault(row["caption"], len(index))])
+    return CaptionedImages(paths, choices, list(index))
