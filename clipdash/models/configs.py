@@ -27,7 +27,7 @@ def resolve_package_paths(model_cfg: dict) -> dict:
     for key in ("hf_model_name", "hf_tokenizer_name"):
         value = text_cfg.get(key)
         if isinstance(value, str) and value.startswith(PACKAGE_PREFIX):
-            module_name = value[len(PACKAGE_PREFIX):]
+            module_name = value[len(PACKAGE_PREFIX) :]
             try:
                 module = importlib.import_module(module_name)
             except ImportError as exc:

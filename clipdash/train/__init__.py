@@ -1,1 +1,1 @@
-"""Train a small CLIP epoch by epoch (LiT-style: locked Hugging Face text tower, vision tower from scratch)."""
+"""Train a small CLIP epoch by epoch (LiT: locked Hugging Face text tower, vision tower from scratch)."""

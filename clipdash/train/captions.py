@@ -39,9 +39,12 @@ def load_templates(path: str | Path) -> tuple[list[str], list[str] | None]:
 
 
 def from_image_folder(
-    root: str | Path, templates: list[str], classnames: list[str] | None = None, limit_per_class: int | None = None
+    root: str | Path,
+    templates: list[str],
+    classnames: list[str] | None = None,
+    limit_per_class: int | None = None,
 ) -> CaptionedImages:
-    """``root/<class>/*.jpg`` → captions from templates; ``classnames`` (folder order) replaces folder names."""
+    """``root/<class>/*.jpg`` → captions from templates; ``classnames`` (folder order) renames classes."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"training image folder not found: {root}")

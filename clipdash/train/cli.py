@@ -30,7 +30,9 @@ DEFAULT_MODEL = "clipdash-vit-t4-minilm"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m clipdash.train", description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, help="image folder <class>/<image> (captions from --templates)")
+    source.add_argument(
+        "--images", type=Path, help="image folder <class>/<image> (captions from --templates)"
+    )
     source.add_argument("--captions", type=Path, help="CSV with image,caption columns")
     parser.add_argument("--templates", type=Path, help="CLIP prompts JSON (templates, optional classes)")
     parser.add_argument("--limit-per-class", type=int, default=None, help="use the first N images per class")
@@ -61,16 +63,25 @@ def run(args: argparse.Namespace) -> list[dict]:
     if not hasattr(model, "text") or not hasattr(model.text, "pooler"):
         raise ClipdashError(f"{args.model}: training needs a Hugging Face text tower (LiT); see README")
     tokenizer = open_clip.get_tokenizer(args.model)
-    size = model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
+    size = (
+        model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
+    )
     images = decode_images(data.paths, size, desc="decode training images")
-    config = TrainConfig(args.model, args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed, args.device)
+    config = TrainConfig(
+        args.model, args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed, args.device
+    )
     args.out.mkdir(parents=True, exist_ok=True)
-    write_params(args.out, config, {"train_images": len(images), "captions": len(data.captions),
-                                    "source": args.images or args.captions})
+    write_params(
+        args.out,
+        config,
+        {"train_images": len(images), "captions": len(data.captions), "source": args.images or args.captions},
+    )
     start = time.time()
     mean, std = model.visual.preprocess_cfg["mean"], model.visual.preprocess_cfg["std"]
     history = train(model, tokenizer, data, images, args.out, config, mean, std)
-    (args.out / "history.json").write_text(json.dumps({"seconds": time.time() - start, "epochs": history}, indent=1))
+    (args.out / "history.json").write_text(
+        json.dumps({"seconds": time.time() - start, "epochs": history}, indent=1)
+    )
     return history
 
 

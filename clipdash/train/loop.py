@@ -39,12 +39,14 @@ class TrainConfig:
 
 
 @torch.no_grad()
-def pooled_caption_embeddings(model: torch.nn.Module, tokenizer, captions: list[str], batch: int = 256) -> torch.Tensor:
+def pooled_caption_embeddings(
+    model: torch.nn.Module, tokenizer, captions: list[str], batch: int = 256
+) -> torch.Tensor:
     """Run the locked HF text tower once: pooled (pre-projection) embedding per caption."""
     text = model.text
     out = []
     for start in range(0, len(captions), batch):
-        tokens = tokenizer(captions[start:start + batch]).to(next(text.parameters()).device)
+        tokens = tokenizer(captions[start : start + batch]).to(next(text.parameters()).device)
         mask = (tokens != text.config.pad_token_id).long()
         hidden = text.transformer(input_ids=tokens, attention_mask=mask)
         out.append(text.pooler(hidden, mask).float())
@@ -69,14 +71,16 @@ def augment(batch_uint8: torch.Tensor, generator: torch.Generator) -> torch.Tens
 
 def save_checkpoint(path: Path, epoch: int, name: str, model: torch.nn.Module) -> None:
     """open_clip training format (``epoch``, ``name``, ``state_dict``) minus the locked text tower; atomic."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(LOCKED_TEXT_PREFIX)}
+    state = {
+        k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(LOCKED_TEXT_PREFIX)
+    }
     tmp = path.with_suffix(".pt.tmp")
     torch.save({"epoch": epoch, "name": name, "state_dict": state}, tmp)
     os.replace(tmp, path)
 
 
 def write_params(run_dir: Path, config: TrainConfig, extra: dict) -> None:
-    """open_clip's ``params.txt`` layout (``key: value`` lines), which the engine reads for the architecture."""
+    """open_clip's ``params.txt`` layout (``key: value`` lines); the engine reads the architecture there."""
     lines = [f"{k}: {v}" for k, v in sorted({**asdict(config), **extra}.items())]
     (run_dir / "params.txt").write_text("\n".join(lines) + "\n")
 
@@ -91,7 +95,7 @@ def train(
     mean: tuple[float, ...],
     std: tuple[float, ...],
 ) -> list[dict]:
-    """Train for ``config.epochs`` epochs, saving ``epoch_0.pt`` (initialisation) and ``epoch_K.pt`` after each."""
+    """Train ``config.epochs`` epochs; save ``epoch_0.pt`` (initialisation) and ``epoch_K.pt`` after each."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     device = torch.device(config.device)
@@ -118,7 +122,7 @@ def train(
         order = torch.randperm(len(images), generator=generator)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", leave=False)
         for step in bar:
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             x = augment(all_images[idx], generator).to(device).float().sub_(mean_t).div_(std_t)
             caption_idx = torch.stack(
                 [c[torch.randint(len(c), (1,), generator=generator)] for c in (choices[i] for i in idx)]

@@ -1,0 +1,1 @@
+"""The precompute engine: every checkpoint × every measurement into one DuckDB file."""

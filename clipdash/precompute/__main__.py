@@ -1,0 +1,5 @@
+import sys
+
+from clipdash.precompute.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+"""``python -m clipdash.precompute``: evaluate CLIP checkpoints on every measurement into one DuckDB file.
+
+Example::
+
+    python -m clipdash.precompute --model ViT-B-32:openai --model clipdash-vit-t4-minilm@runs/cifar10/ \
+        --data-root ../shared/data --db data/clipdash.duckdb --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from clipdash.data.cue_conflict import load_human_trials
+from clipdash.errors import ClipdashError
+from clipdash.evals.class_agnostic import GENERIC_PROMPTS
+from clipdash.evals.cue_conflict import human_shape_bias
+from clipdash.models.checkpoints import CheckpointRef, resolve_checkpoints
+from clipdash.models.configs import register_builtin_configs, register_model_config
+from clipdash.models.loading import LoadedModel, create_architecture, load_weights
+from clipdash.models.spec import ModelSpec, parse_model_spec
+from clipdash.precompute.context import CheckpointContext
+from clipdash.precompute.encode import TextEncoder
+from clipdash.precompute.evaluations import list_evaluations, run_evaluation
+from clipdash.precompute.inputs import RunInputs, SplitSizes
+from clipdash.store import CheckpointResult, ResultWriter
+from clipdash.store.queries import summary_table
+
+log = logging.getLogger("clipdash.precompute")
+TEMPLATE_SETS = ("clip", "seed", "photo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m clipdash.precompute", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="ARCH:TAG, ARCH@/file.pt, or [ARCH]@/run/dir/ (repeatable)",
+    )
+    parser.add_argument(
+        "--model-config",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE.json",
+        help="register an open_clip model config under the file's stem (repeatable)",
+    )
+    parser.add_argument("--data-root", type=Path, required=True, help="folder holding the datasets")
+    parser.add_argument("--db", type=Path, required=True, help="DuckDB results file (created if absent)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--evals",
+        default=",".join(list_evaluations()),
+        help=f"comma-separated subset of {','.join(list_evaluations())}",
+    )
+    parser.add_argument(
+        "--templates",
+        default="clip",
+        choices=TEMPLATE_SETS,
+        help="clip: the dataset's CLIP ensemble; seed: 'an image of {}'; photo: 'a photo of a {}.'",
+    )
+    parser.add_argument("--zeroshot-datasets", default="cifar10,cifar100,imagenette")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="use at most N images per dataset (quick runs)"
+    )
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--probe-train-per-class", type=int, default=500)
+    parser.add_argument("--ca-train-per-class", type=int, default=200)
+    parser.add_argument("--ca-test-per-class", type=int, default=100)
+    parser.add_argument(
+        "--embeddings-per-class",
+        type=int,
+        default=10,
+        help="image embeddings stored per class and split for interactive probes",
+    )
+    parser.add_argument("--noise-seed", type=int, default=0)
+    parser.add_argument("--download", action="store_true", help="download missing datasets when online")
+    return parser
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shared_tables(inputs: RunInputs, evals: list[str]) -> dict[str, pd.DataFrame]:
+    """Tables that do not depend on the checkpoint: class names, the generic prompts, the human baseline."""
+    tables: dict[str, pd.DataFrame] = {}
+    if {"zeroshot", "noise", "probe", "class_agnostic"} & set(evals):
+        frames = [
+            pd.DataFrame(
+                {"dataset": name, "label": range(len(data.classnames)), "classname": data.classnames}
+            )
+            for name in inputs.zeroshot_names
+            for data in [inputs.labeled(name)]
+        ]
+        tables["classnames"] = pd.concat(frames)
+    if "class_agnostic" in evals:
+        tables["class_agnostic_prompts"] = pd.DataFrame(
+            {"prompt_index": range(len(GENERIC_PROMPTS)), "prompt": list(GENERIC_PROMPTS)}
+        )
+    if "cue_conflict" in evals:
+        try:
+            tables["human_shape_bias"] = human_shape_bias(load_human_trials(inputs.data_root))
+        except ClipdashError as exc:
+            log.warning("no human baseline: %s", exc)
+    return tables
+
+
+class Job:
+    """One precompute invocation: runs × checkpoints × evaluations, resumable through the store."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.device = torch.device(args.device)
+        self.evals = [e.strip() for e in args.evals.split(",") if e.strip()]
+        unknown = sorted(set(self.evals) - set(list_evaluations()))
+        if unknown:
+            raise ClipdashError(
+                f"unknown evaluation(s) {', '.join(unknown)}; choose from {', '.join(list_evaluations())}"
+            )
+        if not args.data_root.is_dir():
+            raise ClipdashError(f"data root not found: {args.data_root}")
+        self.inputs_by_size: dict[int, RunInputs] = {}
+        self.failures: list[str] = []
+
+    def inputs_for(self, image_size: int) -> RunInputs:
+        if image_size not in self.inputs_by_size:
+            self.inputs_by_size[image_size] = RunInputs(
+                self.args.data_root,
+                image_size,
+                self.args.limit,
+                SplitSizes(
+                    self.args.probe_train_per_class,
+                    self.args.ca_train_per_class,
+                    self.args.ca_test_per_class,
+                    self.args.embeddings_per_class,
+                ),
+                self.args.noise_seed,
+                self.args.download,
+                tuple(n.strip() for n in self.args.zeroshot_datasets.split(",") if n.strip()),
+            )
+        return self.inputs_by_size[image_size]
+
+    def run(self, writer: ResultWriter) -> None:
+        specs = [parse_model_spec(text) for text in self.args.model]
+        for spec in specs:
+            refs = resolve_checkpoints(spec)
+            done = writer.completed(refs[0].run) if refs else set()
+            todo = [(ref, [e for e in self.evals if (ref.epoch, e) not in done]) for ref in refs]
+            todo = [(ref, evals) for ref, evals in todo if evals]
+            log.info("%s: %d checkpoint(s), %d to evaluate", spec.text, len(refs), len(todo))
+            if todo:
+                self.run_spec(spec, todo, writer)
+
+    def run_spec(
+        self, spec: ModelSpec, todo: list[tuple[CheckpointRef, list[str]]], writer: ResultWriter
+    ) -> None:
+        loaded = create_architecture(todo[0][0].arch, todo[0][0].tag, device=self.args.device)
+        inputs = self.inputs_for(loaded.image_size)
+        text = TextEncoder(self.device)
+        shared = shared_tables(inputs, self.evals)
+        for ref, evals in tqdm(todo, desc=spec.text, unit="ckpt"):
+            try:
+                if ref.path is not None:
+                    load_weights(loaded, ref)
+                result = self.evaluate(spec, ref, loaded, inputs, text, evals)
+            except ClipdashError as exc:
+                self.failures.append(f"{ref.run} epoch {ref.epoch}: {exc}")
+                log.error("skipped %s epoch %d: %s", ref.run, ref.epoch, exc)
+                continue
+            result.shared_tables = shared
+            shared = {}
+            writer.write(result)
+
+    def evaluate(
+        self,
+        spec: ModelSpec,
+        ref: CheckpointRef,
+        loaded: LoadedModel,
+        inputs: RunInputs,
+        text: TextEncoder,
+        evals: list[str],
+    ) -> CheckpointResult:
+        loaded.model.to(self.device).eval()
+        text.start_checkpoint(loaded)
+        ctx = CheckpointContext(loaded, inputs, text, self.device, self.args.batch_size, self.args.templates)
+        results = []
+        bar = tqdm(evals, desc=f"epoch {ref.epoch}", leave=False)
+        for name in bar:
+            bar.set_postfix_str(name)
+            results.append(run_evaluation(name, ctx))
+        return CheckpointResult(
+            ref.run,
+            ref.epoch,
+            spec.text,
+            ref.arch,
+            spec.source,
+            str(ref.path) if ref.path else None,
+            sha256_of(ref.path) if ref.path else None,
+            results,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    start = time.time()
+    try:
+        register_builtin_configs()
+        for path in args.model_config:
+            register_model_config(path)
+        job = Job(args)
+        with ResultWriter(args.db) as writer:
+            job.run(writer)
+    except ClipdashError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = summary_table(args.db)
+    if not summary.empty:
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"done in {time.time() - start:.1f} s -> {args.db}")
+    if job.failures:
+        print(f"{len(job.failures)} checkpoint(s) failed and were skipped:", file=sys.stderr)
+        for failure in job.failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,54 @@
+"""Per-checkpoint state shared by all evaluations: each image set is encoded once, each prompt set once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from clipdash.data.prompts import templates_for
+from clipdash.evals.zeroshot import zero_shot_classifier
+from clipdash.models.loading import LoadedModel
+from clipdash.precompute.encode import TextEncoder, encode_images
+from clipdash.precompute.inputs import RunInputs
+
+
+@dataclass
+class CheckpointContext:
+    """One loaded checkpoint plus the run's decoded inputs; memoises embeddings across evaluations."""
+
+    loaded: LoadedModel
+    inputs: RunInputs
+    text: TextEncoder
+    device: torch.device
+    batch_size: int
+    template_set: str
+    _features: dict[str, torch.Tensor] = field(default_factory=dict)
+    _classifiers: dict[tuple, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.loaded.logit_scale)
+
+    def features(self, key: str) -> torch.Tensor:
+        """L2-normalised image embeddings of an image set (one forward pass per image per checkpoint)."""
+        if key not in self._features:
+            pixels = self.inputs.pixels(key)
+            self._features[key] = encode_images(self.loaded, pixels, self.device, self.batch_size)
+        return self._features[key]
+
+    def templates(self, dataset_templates: list[str]) -> list[str]:
+        """The chosen template set (``clip`` = the dataset's own CLIP ensemble)."""
+        return templates_for(dataset_templates, self.template_set)
+
+    def classifier(self, classnames: list[str], dataset_templates: list[str]) -> torch.Tensor:
+        """D×C zero-shot weights for ``classnames`` under the chosen template set."""
+        templates = self.templates(dataset_templates)
+        key = (tuple(classnames), tuple(templates))
+        if key not in self._classifiers:
+            self._classifiers[key] = zero_shot_classifier(self.text.encode, classnames, templates)
+        return self._classifiers[key]
+
+    def prompt_features(self, prompts: list[str]) -> torch.Tensor:
+        """Embeddings of literal prompts (no templates), e.g. the class-agnostic or antonym prompts."""
+        return self.text.encode(list(prompts))

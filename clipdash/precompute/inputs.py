@@ -1,0 +1,151 @@
+"""The images every evaluation needs, loaded and decoded once per input size and shared by all checkpoints.
+
+Keys name an image set; ``pixels(key)`` gives its N×H×W×3 uint8 array (CIFAR at its native 32 px, the
+rest at the model's input size), and ``features`` in the checkpoint context encodes each key once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from clipdash.data.cifar import load_cifar
+from clipdash.data.cue_conflict import CueConflict, load_cue_conflict
+from clipdash.data.decode import decode_images
+from clipdash.data.noise import load_gaussian_noise
+from clipdash.data.quality import QualityImages
+from clipdash.data.registry import load_dataset
+from clipdash.data.tid2013 import Tid2013, load_tid2013
+from clipdash.data.types import LabeledImages
+
+log = logging.getLogger(__name__)
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
+    """Indices of the first ``per_class`` items of each class, in the original order."""
+    keep = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        keep[np.flatnonzero(labels == label)[:per_class]] = True
+    return np.flatnonzero(keep)
+
+
+def subset(data: LabeledImages, index: np.ndarray) -> LabeledImages:
+    """The items of ``data`` at ``index`` (paths or pixel rows)."""
+    images = data.images[index] if isinstance(data.images, np.ndarray) else [data.images[i] for i in index]
+    return LabeledImages(data.name, images, data.labels[index], data.classnames, data.templates)
+
+
+@dataclass
+class SplitSizes:
+    """How many images per class each probe split uses (the train split is CIFAR's train folder)."""
+
+    probe_train: int = 500
+    class_agnostic_train: int = 200
+    class_agnostic_test: int = 100
+    embeddings: int = 10
+
+
+@dataclass
+class RunInputs:
+    """Datasets under ``data_root`` decoded for one input size; ``limit`` caps every set (quick runs)."""
+
+    data_root: Path
+    image_size: int
+    limit: int | None = None
+    splits: SplitSizes = field(default_factory=SplitSizes)
+    noise_seed: int = 0
+    download: bool = False
+    zeroshot_names: tuple[str, ...] = ("cifar10", "cifar100", "imagenette")
+    _pixels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def _limit_labeled(self, data: LabeledImages) -> LabeledImages:
+        if self.limit is None or len(data) <= self.limit:
+            return data
+        n_classes = max(1, len(np.unique(data.labels)))
+        return subset(data, first_per_class(data.labels, math.ceil(self.limit / n_classes))[: self.limit])
+
+    def labeled(self, name: str) -> LabeledImages:
+        """A zero-shot test set: cifar10, cifar100 (test split) or imagenette (val)."""
+        return self._labeled_sets[name]
+
+    @cached_property
+    def _labeled_sets(self) -> dict[str, LabeledImages]:
+        sets = {}
+        for name in self.zeroshot_names:
+            if name.startswith("cifar"):
+                data = load_cifar(self.data_root, name, "test", download=self.download)
+            else:
+                data = load_dataset(name, self.data_root)
+            sets[name] = self._limit_labeled(data)
+        return sets
+
+    @cached_property
+    def probe_train(self) -> LabeledImages:
+        """CIFAR-10 train images for the linear and class-agnostic probes (first N per class)."""
+        train = load_cifar(self.data_root, "cifar10", "train", download=self.download)
+        per_class = self.splits.probe_train
+        if self.limit is not None:
+            per_class = min(per_class, math.ceil(self.limit / len(train.classnames)))
+        return subset(train, first_per_class(train.labels, per_class))
+
+    @cached_property
+    def noisy(self) -> dict[int, LabeledImages]:
+        """Gaussian-noise CIFAR-10-C, severities 1–5 (official release if present, else regenerated)."""
+        return load_gaussian_noise(self.data_root, self.labeled("cifar10"), seed=self.noise_seed)
+
+    @cached_property
+    def cue_conflict(self) -> CueConflict:
+        data = load_cue_conflict(self.data_root)
+        keep = np.flatnonzero(data.is_conflict)[: self.limit]
+        return CueConflict(
+            [data.paths[i] for i in keep],
+            [data.names[i] for i in keep],
+            [data.shape_class[i] for i in keep],
+            [data.texture_class[i] for i in keep],
+            data.classnames,
+        )
+
+    @cached_property
+    def tid2013(self) -> Tid2013:
+        return load_tid2013(self.data_root)
+
+    @cached_property
+    def livec(self) -> QualityImages:
+        data = load_dataset("livec", self.data_root)
+        if self.limit is None:
+            return data
+        return QualityImages(data.name, data.paths[: self.limit], data.mos[: self.limit])
+
+    def pixels(self, key: str) -> np.ndarray:
+        """uint8 pixels for an image-set key, decoded on first use."""
+        if key not in self._pixels:
+            self._pixels[key] = self._load_pixels(key)
+        return self._pixels[key]
+
+    def _load_pixels(self, key: str) -> np.ndarray:
+        if key in self.zeroshot_names:
+            return self._as_pixels(self.labeled(key).images, key)
+        if key == "cifar10/probe_train":
+            return self._as_pixels(self.probe_train.images, key)
+        if key.startswith("cifar10-c/gaussian_noise/"):
+            return self.noisy[int(key.rsplit("/", 1)[1])].images
+        if key == "cue-conflict":
+            return self._as_pixels(self.cue_conflict.paths, key)
+        if key == "tid2013/reference":
+            return self._as_pixels(self.tid2013.reference_paths, key)
+        if key == "tid2013/distorted":
+            return self._as_pixels(self.tid2013.distorted_paths, key)
+        if key == "livec":
+            return self._as_pixels(self.livec.paths, key)
+        raise KeyError(f"unknown image set {key!r}")
+
+    def _as_pixels(self, images: list[Path] | np.ndarray, key: str) -> np.ndarray:
+        if isinstance(images, np.ndarray):
+            return images
+        return decode_images(images, self.image_size, desc=f"decode {key}")

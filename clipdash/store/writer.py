@@ -1,0 +1,163 @@
+"""The only writer of a results database: one transaction per checkpoint, swapped in atomically.
+
+DuckDB lets one process write a file, and a writer locks readers out. So a precompute never writes the
+dashboard's file in place: for each checkpoint it copies the database, writes that checkpoint's rows into
+the copy in one transaction, and renames the copy over the original. Readers (the app opens the file
+read-only, per query) see either the previous or the new complete database; a killed job leaves at worst
+a stale ``.tmp`` copy, removed by the next job. A lock file keeps two jobs from writing one database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from clipdash.errors import StoreError
+from clipdash.store.db import check_schema, create_schema
+
+PER_CHECKPOINT_TABLES = (
+    "metrics",
+    "cue_conflict_decisions",
+    "entropies",
+    "class_agnostic_features",
+    "image_embeddings",
+)
+SHARED_TABLES = ("human_shape_bias", "classnames", "class_agnostic_prompts")
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation produced for one checkpoint: metric rows and per-item table rows."""
+
+    eval: str
+    seconds: float
+    metrics: list[tuple[str, str, str, float]] = field(
+        default_factory=list
+    )  # metric, dataset, variant, value
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # table -> rows without run/epoch
+
+
+@dataclass
+class CheckpointResult:
+    """Everything written for one checkpoint, in one transaction."""
+
+    run: str
+    epoch: int
+    model_spec: str
+    arch: str
+    source: str
+    path: str | None
+    sha256: str | None
+    evals: list[EvalResult]
+    shared_tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # upserted, not per checkpoint
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    columns = ", ".join(frame.columns)
+    con.register("incoming_rows", frame)
+    try:
+        con.execute(f"INSERT OR REPLACE INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
+    finally:
+        con.unregister("incoming_rows")
+
+
+class ResultWriter:
+    """Context manager holding the job lock on ``path``; :meth:`write` adds one checkpoint atomically."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_file = None
+
+    def __enter__(self) -> ResultWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.lock_path, "w")  # noqa: SIM115 (held for the writer's lifetime)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock_file.close()
+            raise StoreError(
+                f"another precompute job is writing {self.path}; wait for it or use another --db"
+            ) from exc
+        self._remove_stale_copy()
+        if not self.path.exists():
+            self._create()
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            check_schema(con, self.path)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._remove_stale_copy()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _remove_stale_copy(self) -> None:
+        for stale in (self.tmp_path, self.tmp_path.with_name(self.tmp_path.name + ".wal")):
+            stale.unlink(missing_ok=True)
+
+    def _create(self) -> None:
+        with duckdb.connect(str(self.tmp_path)) as con:
+            create_schema(con)
+        self._swap()
+
+    def _swap(self) -> None:
+        _fsync(self.tmp_path)
+        os.replace(self.tmp_path, self.path)
+        _fsync(self.path.parent)
+
+    def completed(self, run: str) -> set[tuple[int, str]]:
+        """(epoch, eval) pairs already stored for ``run``: what a resumed job skips."""
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            rows = con.execute("SELECT epoch, eval FROM evaluations WHERE run = ?", [run]).fetchall()
+        return {(int(epoch), name) for epoch, name in rows}
+
+    def write(self, result: CheckpointResult) -> None:
+        """Write one checkpoint's rows (and its finished-eval markers) in one transaction, then swap."""
+        shutil.copyfile(self.path, self.tmp_path)
+        now = datetime.now()
+        with duckdb.connect(str(self.tmp_path)) as con:
+            con.begin()
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [result.run, result.model_spec, result.arch, result.source, now],
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+                [result.run, result.epoch, result.path, result.sha256],
+            )
+            for table, frame in result.shared_tables.items():
+                if table not in SHARED_TABLES:
+                    raise StoreError(f"unknown shared table {table!r}; expected one of {SHARED_TABLES}")
+                _upsert(con, table, frame)
+            for evaluation in result.evals:
+                metrics = pd.DataFrame(evaluation.metrics, columns=["metric", "dataset", "variant", "value"])
+                for table, frame in {"metrics": metrics, **evaluation.tables}.items():
+                    if table not in PER_CHECKPOINT_TABLES:
+                        raise StoreError(f"unknown table {table!r}; expected one of {PER_CHECKPOINT_TABLES}")
+                    _upsert(con, table, frame.assign(run=result.run, epoch=result.epoch))
+                con.execute(
+                    "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?)",
+                    [result.run, result.epoch, evaluation.eval, evaluation.seconds, now],
+                )
+            con.commit()
+        self._swap()
