@@ -1,0 +1,99 @@
+"""Zero-shot classification: text-prompt classifier weights, top-k accuracy and mean per-class recall.
+
+Semantics follow open_clip's ``build_zero_shot_classifier`` and CLIP_benchmark's metric names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipdash.evals.stats import as_numpy
+
+Template = str | Callable[[str], str]
+
+
+def _format(template: Template, classname: str) -> str:
+    if callable(template):
+        return template(classname)
+    if "{c}" not in template:
+        raise ValueError(f"template {template!r} has no '{{c}}' placeholder for the class name")
+    return template.format(c=classname)
+
+
+def zero_shot_classifier(
+    encode_text: Callable[[list[str]], torch.Tensor],
+    classnames: Sequence[str],
+    templates: Sequence[Template],
+) -> torch.Tensor:
+    """D×C classifier weights: per class, embed every template, L2-normalise, average, renormalise.
+
+    ``encode_text`` receives the formatted prompts of one class at a time (so memory stays bounded for
+    1000 classes × 80 templates) and returns their T×D embeddings. Templates are strings with a ``{c}``
+    placeholder (CLIP_benchmark's convention) or callables.
+    """
+    if not classnames or not templates:
+        raise ValueError("zero-shot classifier needs at least one class name and one template")
+    columns = []
+    with torch.no_grad():
+        for classname in classnames:
+            embeddings = encode_text([_format(template, classname) for template in templates])
+            mean = F.normalize(embeddings.float(), dim=-1).mean(dim=0)
+            columns.append(F.normalize(mean, dim=0))
+    return torch.stack(columns, dim=1)
+
+
+def accuracy(logits: Any, labels: Any, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracies as fractions, keyed ``acc{k}``; k is capped at the number of classes.
+
+    Empty input gives NaN for every k.
+    """
+    scores = torch.as_tensor(as_numpy(logits))
+    targets = torch.as_tensor(as_numpy(labels, np.int64))
+    if scores.ndim != 2 or targets.shape != scores.shape[:1]:
+        shapes = f"{tuple(scores.shape)} and {tuple(targets.shape)}"
+        raise ValueError(f"expected N×C logits and N labels, got {shapes}")
+    if scores.shape[0] == 0:
+        return {f"acc{k}": math.nan for k in topk}
+    n_classes = scores.shape[1]
+    ranked = scores.topk(min(max(topk), n_classes), dim=1).indices
+    hits = ranked.eq(targets[:, None])
+    return {f"acc{k}": hits[:, : min(k, n_classes)].any(dim=1).double().mean().item() for k in topk}
+
+
+def mean_per_class_recall(pred: Any, labels: Any, n_classes: int) -> float:
+    """Mean over classes present in ``labels`` of the recall (fraction of that class predicted as it).
+
+    Classes absent from ``labels`` have no recall and are left out, like sklearn's
+    ``balanced_accuracy_score`` that CLIP_benchmark uses. NaN for empty input.
+    """
+    predictions, targets = as_numpy(pred, np.int64).ravel(), as_numpy(labels, np.int64).ravel()
+    if predictions.shape != targets.shape:
+        raise ValueError(f"{predictions.size} predictions for {targets.size} labels")
+    if targets.size and (targets.min() < 0 or targets.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}")
+    support = np.bincount(targets, minlength=n_classes)
+    correct = np.bincount(targets[predictions == targets], minlength=n_classes)
+    present = support > 0
+    if not present.any():
+        return math.nan
+    return float(np.mean(correct[present] / support[present]))
+
+
+def zero_shot_metrics(image_features: Any, classifier: Any, labels: Any) -> dict[str, float]:
+    """``acc1``, ``acc5`` and ``mean_per_class_recall`` of logits = features @ classifier.
+
+    Features are assumed L2-normalised (the classifier columns are, by construction), so the logits are
+    cosines; the logit scale does not change the ranking and is left out.
+    """
+    features = torch.as_tensor(as_numpy(image_features))
+    weights = torch.as_tensor(as_numpy(classifier))
+    logits = features @ weights
+    metrics = accuracy(logits, labels, topk=(1, 5))
+    metrics["mean_per_class_recall"] = mean_per_class_recall(logits.argmax(dim=1), labels, weights.shape[1])
+    return metrics
