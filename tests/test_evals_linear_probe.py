@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import StandardScaler
 
-from clipdash.evals.linear_probe import PROBE_CLASSIFIERS, fit_probe, linear_probe
+from clipdash.evals.linear_probe import PROBE_CLASSIFIERS, fit_probe, linear_probe, make_probe
 
 
 def _blobs(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +51,8 @@ def test_fit_probe_pipeline_and_choices():
     np.testing.assert_array_equal(first.predict_proba(x), second.predict_proba(x))
     with pytest.raises(ValueError, match="choose one of"):
         fit_probe(x, y, "svm")
+    unfitted = make_probe("linear_svm", C=0.5, standardize=False)
+    assert [name for name, _ in unfitted.steps] == ["linearsvc"] and unfitted[0].C == 0.5
 
 
 def test_empty_test_split_is_nan():

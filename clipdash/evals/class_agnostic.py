@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import scipy.special
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.svm import LinearSVC
 
+from clipdash.evals.linear_probe import make_probe
 from clipdash.evals.stats import as_numpy
 
 GENERIC_PROMPTS = (
@@ -75,10 +75,6 @@ def entropy(p: Any) -> np.ndarray:
     return np.sum(scipy.special.entr(as_numpy(p)), axis=-1)
 
 
-def _svc(C: float, seed: int) -> LinearSVC:
-    return LinearSVC(C=C, max_iter=5000, random_state=seed)
-
-
 def tau_sweep(
     train_cos: Any,
     train_y: Any,
@@ -98,20 +94,21 @@ def tau_sweep(
     cannot tell a temperature effect from a regularisation effect. With ``tune_C=True``, C is picked per τ
     from ``C_grid`` by stratified 3-fold cross-validation on the train split only, which factors the
     regularisation out; if the curve keeps its shape, the effect is the temperature's.
+    The classifier is ``make_probe("linear_svm", standardize=False)``, the same one the app retrains.
     """
     train_labels, test_labels = as_numpy(train_y, np.int64).ravel(), as_numpy(test_y, np.int64).ravel()
     rows = []
     for tau in taus:
         train_features = softmax_with_temperature(train_cos, tau)
         test_features = softmax_with_temperature(test_cos, tau)
+        svc = make_probe("linear_svm", C=C, seed=seed, standardize=False)
         if tune_C:
             folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
-            search = GridSearchCV(_svc(C, seed), {"C": list(C_grid)}, cv=folds).fit(
-                train_features, train_labels
-            )
-            model, used_C = search.best_estimator_, float(search.best_params_["C"])
+            search = GridSearchCV(svc, {"linearsvc__C": list(C_grid)}, cv=folds)
+            search.fit(train_features, train_labels)
+            model, used_C = search.best_estimator_, float(search.best_params_["linearsvc__C"])
         else:
-            model, used_C = _svc(C, seed).fit(train_features, train_labels), float(C)
+            model, used_C = svc.fit(train_features, train_labels), float(C)
         has_test = test_labels.size > 0
         rows.append(
             {

@@ -31,15 +31,20 @@ _CLASSIFIERS: dict[str, Callable[[float, int], Any]] = {
 PROBE_CLASSIFIERS = tuple(_CLASSIFIERS)
 
 
-def fit_probe(
-    train_x: Any, train_y: Any, classifier: str, C: float = 1.0, seed: int = 0, standardize: bool = True
-) -> Pipeline:
-    """A fitted sklearn pipeline: optional StandardScaler, then a classifier from ``PROBE_CLASSIFIERS``."""
+def make_probe(classifier: str, C: float = 1.0, seed: int = 0, standardize: bool = True) -> Pipeline:
+    """An unfitted pipeline: optional StandardScaler, then a classifier from ``PROBE_CLASSIFIERS``."""
     if classifier not in _CLASSIFIERS:
         raise ValueError(f"unknown probe classifier {classifier!r}; choose one of {PROBE_CLASSIFIERS}")
     steps = [StandardScaler()] if standardize else []
-    pipeline = make_pipeline(*steps, _CLASSIFIERS[classifier](C, seed))
-    return pipeline.fit(as_numpy(train_x), as_numpy(train_y, np.int64))
+    return make_pipeline(*steps, _CLASSIFIERS[classifier](C, seed))
+
+
+def fit_probe(
+    train_x: Any, train_y: Any, classifier: str, C: float = 1.0, seed: int = 0, standardize: bool = True
+) -> Pipeline:
+    """``make_probe``'s pipeline fitted on the training split."""
+    probe = make_probe(classifier, C=C, seed=seed, standardize=standardize)
+    return probe.fit(as_numpy(train_x), as_numpy(train_y, np.int64))
 
 
 def linear_probe(
