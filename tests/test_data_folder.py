@@ -25,9 +25,9 @@ def test_tiny_folder(tmp_path):
         "b/2.JPEG",
     ]
     assert data.labels.tolist() == [0, 0, 1, 1]
-    assert data.classnames == ["a", "b"] and data.templates == ["a photo of a {}."]
-    named = load_image_folder(tmp_path, "toy", classnames=["ant", "bee"], templates=["an {}"])
-    assert named.classnames == ["ant", "bee"] and named.templates == ["an {}"]
+    assert data.classnames == ["a", "b"] and data.templates == ["a photo of a {c}."]
+    named = load_image_folder(tmp_path, "toy", classnames=["ant", "bee"], templates=["an {c}"])
+    assert named.classnames == ["ant", "bee"] and named.templates == ["an {c}"]
 
 
 def test_folder_errors(tmp_path):

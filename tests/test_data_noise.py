@@ -62,7 +62,7 @@ def test_bad_severity():
 
 def _clean(name: str = "cifar10", n: int = 4) -> LabeledImages:
     images = np.full((n, 32, 32, 3), 128, np.uint8)
-    return LabeledImages(name, images, np.arange(n, dtype=np.int64) % 10, [str(i) for i in range(10)], ["{}"])
+    return LabeledImages(name, images, np.arange(n, dtype=np.int64) % 10, [str(i) for i in range(10)], ["{c}"])
 
 
 def test_regenerates_without_release(tmp_path, caplog):
@@ -73,7 +73,7 @@ def test_regenerates_without_release(tmp_path, caplog):
     assert "regenerating" in caplog.text and "2535967" in caplog.text
     np.testing.assert_array_equal(sets[4].images, gaussian_noise(clean.images, 4, seed=3))
     np.testing.assert_array_equal(sets[4].labels, clean.labels)
-    assert sets[1].name == "cifar10-c/gaussian_noise" and sets[1].templates == ["{}"]
+    assert sets[1].name == "cifar10-c/gaussian_noise" and sets[1].templates == ["{c}"]
 
 
 def test_reads_official_layout_sliced_by_clean_length(tmp_path):

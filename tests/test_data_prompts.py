@@ -19,10 +19,10 @@ from clipdash.errors import DatasetError
 
 def test_template_sets_are_the_documented_ones():
     assert set(TEMPLATE_SETS) == {"clip", "seed", "photo"}
-    own = ["a {} x.", "the {}"]
+    own = ["a {c} x.", "the {c}"]
     assert templates_for(own, "clip") == own
-    assert templates_for(own, "seed") == ["an image of {}"]
-    assert templates_for(own, "photo") == ["a photo of a {}."]
+    assert templates_for(own, "seed") == ["an image of {c}"]
+    assert templates_for(own, "photo") == ["a photo of a {c}."]
 
 
 def test_unknown_template_set_lists_choices():
@@ -35,8 +35,8 @@ def test_cifar_prompts_are_clips_18_templates(name, n_classes):
     classes, templates = load_prompts(name)
     assert len(classes) == n_classes and len(set(classes)) == n_classes
     assert len(templates) == 18
-    assert templates[0] == "a photo of a {}." and templates[-1] == "a photo of the big {}."
-    assert all(t.count("{}") == 1 for t in templates)
+    assert templates[0] == "a photo of a {c}." and templates[-1] == "a photo of the big {c}."
+    assert all(t.count("{c}") == 1 for t in templates)
 
 
 def test_cifar100_names_use_spaces():
@@ -68,7 +68,7 @@ def test_imagenette_prompts_use_open_clip_imagenet_ensemble():
         "parachute",
     ]
     assert len(templates) == 80 and templates == imagenet_templates()
-    assert templates[0] == "a bad photo of a {}."
+    assert templates[0] == "a bad photo of a {c}."
     assert load_wnids("imagenette")[0] == "n01440764"
 
 
@@ -86,7 +86,8 @@ def test_imagenette_names_match_open_clip_by_wnid(shared_data):
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_packaged_prompts_equal_the_shared_copy(shared_data, name):
     shared = json.loads((shared_data / "prompts" / f"{name}.json").read_text())
-    assert load_prompts(name) == (shared["classes"], shared["templates"])
+    templates = [t.replace("{}", "{c}") for t in shared["templates"]]
+    assert load_prompts(name) == (shared["classes"], templates)
 
 
 def test_cifar100_names_map_to_torchvision_fine_names(shared_data):
@@ -95,10 +96,10 @@ def test_cifar100_names_map_to_torchvision_fine_names(shared_data):
     assert [c.replace(" ", "_") for c in classes] == fine
 
 
-def test_normalize_template_accepts_c_placeholder():
-    assert normalize_template("a photo of a {c}.") == "a photo of a {}."
-    assert normalize_template("a {}") == "a {}"
-    for bad in ("no placeholder", "{} and {}", "{c} {}"):
+def test_normalize_template_converts_clip_placeholder():
+    assert normalize_template("a photo of a {}.") == "a photo of a {c}."
+    assert normalize_template("a {c}") == "a {c}"
+    for bad in ("no placeholder", "{} and {c}", "{c} {c}"):
         with pytest.raises(DatasetError, match="placeholder"):
             normalize_template(bad)
 

@@ -17,7 +17,7 @@ def make(**overrides):
         "images": np.zeros((2, 4, 4, 3), np.uint8),
         "labels": np.array([0, 1], np.int64),
         "classnames": ["a", "b"],
-        "templates": ["a {}"],
+        "templates": ["a {c}"],
     }
     return LabeledImages(**(fields | overrides))
 

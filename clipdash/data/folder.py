@@ -20,7 +20,7 @@ def load_image_folder(
     """``<root>/<class>/<image>``: label i is the i-th class folder in sorted order.
 
     ``classnames`` (aligned with the sorted folders) defaults to the folder names, ``templates`` to
-    ``["a photo of a {}."]``.
+    ``["a photo of a {c}."]``.
     """
     root = Path(root)
     if not root.is_dir():

@@ -1,6 +1,6 @@
 """Class names and prompt templates: the package JSON files and the named template sets.
 
-Templates use one ``{}`` placeholder (``str.format`` style); CLIP_benchmark's ``{c}`` is accepted on load.
+Templates use one ``{c}`` placeholder (CLIP_benchmark's convention); CLIP's ``{}`` is converted on load.
 The JSON files in ``prompts/`` hold ``classes`` and either a list of ``templates`` or the name of an ensemble
 that ships with open_clip (``"openai_imagenet"``), so those 80 templates are not copied here.
 """
@@ -16,18 +16,18 @@ from clipdash.errors import DatasetError
 #: Named template sets. ``None`` means the dataset's own CLIP ensemble (``LabeledImages.templates``).
 TEMPLATE_SETS: dict[str, tuple[str, ...] | None] = {
     "clip": None,
-    "seed": ("an image of {}",),
-    "photo": ("a photo of a {}.",),
+    "seed": ("an image of {c}",),
+    "photo": ("a photo of a {c}.",),
 }
 
 PROMPT_FILES = ("cifar10", "cifar100", "imagenette")
 
 
 def imagenet_templates() -> list[str]:
-    """open_clip's ``OPENAI_IMAGENET_TEMPLATES`` (CLIP's 80 ImageNet prompts) with a ``{}`` placeholder."""
+    """open_clip's ``OPENAI_IMAGENET_TEMPLATES`` (CLIP's 80 ImageNet prompts) with a ``{c}`` placeholder."""
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES  # imports torch: only when asked
 
-    return [template("{}") for template in OPENAI_IMAGENET_TEMPLATES]
+    return [template("{c}") for template in OPENAI_IMAGENET_TEMPLATES]
 
 
 _SHIPPED_ENSEMBLES: dict[str, Callable[[], list[str]]] = {"openai_imagenet": imagenet_templates}
@@ -42,9 +42,9 @@ def templates_for(dataset_templates: list[str], template_set: str) -> list[str]:
 
 
 def normalize_template(template: str) -> str:
-    """Turn CLIP_benchmark's ``{c}`` placeholder into ``{}``; require exactly one placeholder."""
-    out = template.replace("{c}", "{}")
-    if out.count("{}") != 1:
+    """Turn CLIP's ``{}`` placeholder into CLIP_benchmark's ``{c}``; require exactly one placeholder."""
+    out = template.replace("{}", "{c}")
+    if out.count("{c}") != 1:
         raise DatasetError(f"prompt template {template!r} needs exactly one '{{}}' or '{{c}}' placeholder")
     return out
 

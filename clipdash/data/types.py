@@ -14,7 +14,7 @@ from clipdash.errors import DatasetError
 class LabeledImages:
     """A labelled classification set: image files (or a uint8 N×H×W×3 array), int64 labels, prompts.
 
-    ``templates`` is the dataset's CLIP prompt ensemble, each with one ``{}`` placeholder for the class name.
+    ``templates`` is the dataset's CLIP prompt ensemble, each with one ``{c}`` placeholder for the class name.
     """
 
     name: str
@@ -39,7 +39,7 @@ class LabeledImages:
             raise DatasetError(
                 f"{self.name}: image array must be uint8 N×H×W×3, got {self.images.dtype} {self.images.shape}"
             )
-        bad = [t for t in self.templates if t.count("{}") != 1]
+        bad = [t for t in self.templates if t.count("{c}") != 1]
         if bad:
             raise DatasetError(f"{self.name}: templates need exactly one '{{}}' placeholder: {bad[:3]}")
 

@@ -30,10 +30,10 @@ class CaptionedImages:
 
 
 def load_templates(path: str | Path) -> tuple[list[str], list[str] | None]:
-    """Read templates (``{}`` or ``{c}`` placeholder) and optional class names from a CLIP prompts JSON."""
+    """Read templates (``{c}`` or ``{}`` placeholder) and optional class names from a CLIP prompts JSON."""
     data = json.loads(Path(path).read_text())
-    templates = [t.replace("{c}", "{}") for t in data["templates"]]
-    if not templates or any("{}" not in t for t in templates):
+    templates = [t.replace("{}", "{c}") for t in data["templates"]]
+    if not templates or any(t.count("{c}") != 1 for t in templates):
         raise DatasetError(f"{path}: every template needs one '{{}}' or '{{c}}' placeholder")
     return templates, data.get("classes")
 
@@ -54,7 +54,7 @@ def from_image_folder(
     names = classnames if classnames is not None else [d.name for d in class_dirs]
     if len(names) != len(class_dirs):
         raise DatasetError(f"{len(names)} class names for {len(class_dirs)} class folders in {root}")
-    captions = [t.format(name) for name in names for t in templates]
+    captions = [t.format(c=name) for name in names for t in templates]
     paths, choices, labels = [], [], []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
