@@ -46,7 +46,13 @@ class CheckpointContext:
         templates = self.templates(dataset_templates)
         key = (tuple(classnames), tuple(templates))
         if key not in self._classifiers:
-            self._classifiers[key] = zero_shot_classifier(self.text.encode, classnames, templates)
+            prompts = [template.format(c=name) for name in classnames for template in templates]
+            table = dict(zip(prompts, self.text.encode(prompts), strict=True))  # one batched pass
+
+            def lookup(batch: list[str]) -> torch.Tensor:
+                return torch.stack([table[prompt] for prompt in batch])
+
+            self._classifiers[key] = zero_shot_classifier(lookup, classnames, templates)
         return self._classifiers[key]
 
     def prompt_features(self, prompts: list[str]) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from clipdash.models.loading import LoadedModel
+from clipdash.models.text import trim_padding
 
 
 def _autocast(device: torch.device):
@@ -83,7 +84,7 @@ class TextEncoder:
         missing = [p for p in dict.fromkeys(prompts) if (self._fingerprint, p) not in self._pooled]
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
-            tokens = self.loaded.tokenizer(chunk).to(self.device)
+            tokens = trim_padding(self.loaded.tokenizer(chunk), text.config.pad_token_id).to(self.device)
             mask = (tokens != text.config.pad_token_id).long()
             with _autocast(self.device):
                 pooled = text.pooler(text.transformer(input_ids=tokens, attention_mask=mask), mask).float()

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from clipdash.models.text import trim_padding
 from clipdash.train.captions import CaptionedImages
 
 LOCKED_TEXT_PREFIX = "text.transformer."
@@ -46,7 +47,8 @@ def pooled_caption_embeddings(
     text = model.text
     out = []
     for start in range(0, len(captions), batch):
-        tokens = tokenizer(captions[start : start + batch]).to(next(text.parameters()).device)
+        tokens = trim_padding(tokenizer(captions[start : start + batch]), text.config.pad_token_id)
+        tokens = tokens.to(next(text.parameters()).device)
         mask = (tokens != text.config.pad_token_id).long()
         hidden = text.transformer(input_ids=tokens, attention_mask=mask)
         out.append(text.pooler(hidden, mask).float())
