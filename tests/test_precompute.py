@@ -1,0 +1,242 @@
+"""The precompute CLI end to end on a tiny random model: tables, resume, bad checkpoints, kills."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pandas as pd
+import pytest
+import torch
+from conftest import REPO, TINY_CONFIG
+
+from clipdash.models.checkpoints import CheckpointRef
+from clipdash.models.loading import create_architecture, load_weights
+from clipdash.precompute.cli import main
+from clipdash.precompute.encode import TextEncoder
+from clipdash.store.queries import query
+
+EVALS = ("zeroshot", "noise", "tid2013", "livec", "cue_conflict", "probe", "class_agnostic")
+KEYS = {
+    "runs": ["run"],
+    "checkpoints": ["run", "epoch"],
+    "evaluations": ["run", "epoch", "eval"],
+    "metrics": ["run", "epoch", "metric", "dataset", "variant"],
+    "cue_conflict_decisions": ["run", "epoch", "protocol", "image"],
+    "entropies": ["run", "epoch", "dataset", "tau", "image_index"],
+    "class_agnostic_features": ["run", "epoch", "dataset", "split", "image_index"],
+    "image_embeddings": ["run", "epoch", "dataset", "split", "image_index"],
+    "human_shape_bias": ["subject", "shape_class"],
+    "classnames": ["dataset", "label"],
+    "class_agnostic_prompts": ["prompt_index"],
+}
+VOLATILE = {"created_at", "finished_at", "seconds"}
+
+
+def write_run(run_dir: Path, arch: str, epochs: int = 3) -> Path:
+    """A training directory in open_clip's format: random weights, perturbed per epoch."""
+    run_dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    model = open_clip.create_model(arch)
+    for epoch in range(epochs):
+        torch.save(
+            {"epoch": epoch, "name": run_dir.name, "state_dict": model.state_dict()},
+            run_dir / f"epoch_{epoch}.pt",
+        )
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.05 * torch.randn_like(param))
+    return run_dir
+
+
+def cli_args(run_dir: Path, data_root: Path, db: Path, *extra: str) -> list[str]:
+    return [
+        "--model-config",
+        str(TINY_CONFIG),
+        "--model",
+        f"tiny-clip@{run_dir}/",
+        "--data-root",
+        str(data_root),
+        "--db",
+        str(db),
+        "--limit",
+        "24",
+        "--templates",
+        "photo",
+        "--batch-size",
+        "64",
+        "--probe-train-per-class",
+        "6",
+        "--ca-train-per-class",
+        "3",
+        "--ca-test-per-class",
+        "2",
+        "--embeddings-per-class",
+        "1",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def snapshot(db: Path) -> dict[str, pd.DataFrame]:
+    """Every table's rows, sorted by its key, without timing columns."""
+    tables = {}
+    for table, keys in KEYS.items():
+        frame = query(db, f"SELECT * FROM {table}")
+        tables[table] = (
+            frame.drop(columns=[c for c in frame if c in VOLATILE]).sort_values(keys).reset_index(drop=True)
+        )
+    return tables
+
+
+def assert_same_rows(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame]) -> None:
+    for table, frame in left.items():
+        other = right[table]
+        assert len(frame) == len(other), table
+        for column in frame:
+            a, b = frame[column], other[column]
+            if column in {"cosines", "embedding"}:
+                assert np.allclose(np.stack(a), np.stack(b), atol=1e-5), (table, column)
+            elif pd.api.types.is_float_dtype(a):
+                assert np.allclose(a, b, atol=1e-6, equal_nan=True), (table, column)
+            else:
+                assert a.tolist() == b.tolist(), (table, column)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_arch) -> Path:
+    return write_run(tmp_path_factory.mktemp("runs") / "tinyrun", tiny_arch)
+
+
+@pytest.fixture(scope="module")
+def full_db(tmp_path_factory, tiny_run, shared_data) -> Path:
+    db = tmp_path_factory.mktemp("db") / "results.duckdb"
+    assert main(cli_args(tiny_run, shared_data, db)) == 0
+    return db
+
+
+def test_every_table_is_filled_for_every_checkpoint(full_db):
+    done = query(
+        full_db, "SELECT epoch, list_sort(list(eval)) evals FROM evaluations GROUP BY epoch ORDER BY epoch"
+    )
+    assert done["epoch"].tolist() == [0, 1, 2]
+    assert all(list(e) == sorted(EVALS) for e in done["evals"])
+    for table in ("cue_conflict_decisions", "entropies", "class_agnostic_features", "image_embeddings"):
+        assert query(full_db, f"SELECT count(DISTINCT epoch) n FROM {table}")["n"].item() == 3, table
+    assert query(full_db, "SELECT count(*) n FROM class_agnostic_prompts")["n"].item() == 32
+    cosines = query(full_db, "SELECT cosines FROM class_agnostic_features LIMIT 1")["cosines"].item()
+    assert len(cosines) == 32 and np.all(np.abs(cosines) <= 1 + 1e-6)
+    human = query(
+        full_db, "SELECT shape_bias FROM human_shape_bias WHERE subject='mean' AND shape_class='all'"
+    )
+    assert human["shape_bias"].item() == pytest.approx(0.958, abs=0.002)
+    acc = query(full_db, "SELECT value FROM metrics WHERE metric='acc1' AND dataset='cifar10'")["value"]
+    assert ((acc >= 0) & (acc <= 1)).all()
+    tau = query(full_db, "SELECT count(DISTINCT tau) n FROM entropies")["n"].item()
+    assert tau == 9
+    tid = query(
+        full_db,
+        "SELECT value FROM metrics WHERE dataset='tid2013' AND metric='n_pairs' "
+        "AND variant='distortion=all' AND epoch=0",
+    )["value"].item()
+    assert tid == 7
+
+
+def test_rerun_skips_finished_pairs_and_leaves_the_file_alone(full_db, tiny_run, shared_data, capsys):
+    before = full_db.read_bytes()
+    assert main(cli_args(tiny_run, shared_data, full_db)) == 0
+    assert full_db.read_bytes() == before
+    assert "run" in capsys.readouterr().out  # the summary table
+
+
+def test_evals_added_later_compute_only_what_is_missing(tmp_path, tiny_run, shared_data):
+    db = tmp_path / "partial.duckdb"
+    assert main(cli_args(tiny_run, shared_data, db, "--evals", "zeroshot,tid2013")) == 0
+    first = query(db, "SELECT epoch, eval, finished_at FROM evaluations")
+    assert len(first) == 6
+    assert main(cli_args(tiny_run, shared_data, db, "--evals", "zeroshot,tid2013,livec")) == 0
+    second = query(db, "SELECT epoch, eval, finished_at FROM evaluations")
+    assert len(second) == 9
+    kept = second.merge(first, on=["epoch", "eval"], suffixes=("", "_before"))
+    assert (kept["finished_at"] == kept["finished_at_before"]).all()
+
+
+def test_bad_checkpoint_is_reported_and_skipped(tmp_path, tiny_run, shared_data, capsys):
+    run = tmp_path / "halfcopied"
+    run.mkdir()
+    for epoch in (0, 2):
+        (run / f"epoch_{epoch}.pt").write_bytes((tiny_run / f"epoch_{epoch}.pt").read_bytes())
+    whole = (tiny_run / "epoch_1.pt").read_bytes()
+    (run / "epoch_1.pt").write_bytes(whole[: len(whole) // 2])
+    db = tmp_path / "results.duckdb"
+    assert main(cli_args(run, shared_data, db, "--evals", "zeroshot")) == 1
+    assert "epoch 1" in capsys.readouterr().err
+    assert query(db, "SELECT list_sort(list(epoch)) e FROM checkpoints")["e"].item().tolist() == [0, 2]
+
+
+def test_unknown_eval_and_missing_data_root_are_clear_errors(tmp_path, tiny_run, shared_data, capsys):
+    assert main(cli_args(tiny_run, shared_data, tmp_path / "x.duckdb", "--evals", "zeroshot,nope")) == 2
+    assert "unknown evaluation(s) nope" in capsys.readouterr().err
+    assert main(cli_args(tiny_run, tmp_path / "no-data", tmp_path / "x.duckdb")) == 2
+    assert "data root not found" in capsys.readouterr().err
+
+
+def test_killed_at_random_points_then_resumed_equals_an_uninterrupted_run(
+    tmp_path, tiny_run, shared_data, full_db
+):
+    db = tmp_path / "killed.duckdb"
+    command = [sys.executable, "-m", "clipdash.precompute", *cli_args(tiny_run, shared_data, db)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(4, 14))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=60)
+    assert kills >= 2
+    assert subprocess.run(command, env=env, capture_output=True, timeout=600).returncode == 0
+    assert not db.with_name(db.name + ".tmp").exists()
+    assert_same_rows(snapshot(db), snapshot(full_db))
+
+
+def test_hf_text_tower_trimmed_and_cached_matches_a_plain_encode():
+    from clipdash.models.configs import register_builtin_configs
+
+    register_builtin_configs()
+    loaded = create_architecture("clipdash-vit-t4-minilm")
+    prompts = ["a photo of a cat.", "a metallic object", "a very long prompt about a flying thing outdoors"]
+    encoder = TextEncoder(torch.device("cpu"))
+    encoder.start_checkpoint(loaded)
+    with torch.no_grad():
+        plain = torch.nn.functional.normalize(loaded.model.encode_text(loaded.tokenizer(prompts)), dim=-1)
+    assert torch.allclose(encoder.encode(prompts), plain, atol=1e-5)
+    with torch.no_grad():  # a new checkpoint changes only the projection: cached pooled outputs re-projected
+        loaded.model.text.proj.weight.mul_(-1)
+    encoder.start_checkpoint(loaded)
+    assert torch.allclose(encoder.encode(prompts), -plain, atol=1e-5)
+    with torch.no_grad():  # a changed tower invalidates the cache
+        loaded.model.text.transformer.embeddings.word_embeddings.weight.mul_(0.5)
+        changed = torch.nn.functional.normalize(loaded.model.encode_text(loaded.tokenizer(prompts)), dim=-1)
+    encoder.start_checkpoint(loaded)
+    assert torch.allclose(encoder.encode(prompts), changed, atol=1e-5)
+    assert not torch.allclose(changed, -plain, atol=1e-3)
+
+
+def test_load_weights_keeps_one_architecture_for_every_epoch(tiny_run, tiny_arch):
+    loaded = create_architecture(tiny_arch)
+    outputs = []
+    for epoch in range(3):
+        load_weights(loaded, CheckpointRef("tinyrun", epoch, tiny_arch, None, tiny_run / f"epoch_{epoch}.pt"))
+        outputs.append(loaded.model.logit_scale.item() + loaded.model.visual.proj.sum().item())
+    assert len(set(outputs)) == 3
