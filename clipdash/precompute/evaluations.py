@@ -12,9 +12,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
+from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
 from clipdash.data.cue_conflict import load_imagenet16_indices
+from clipdash.data.prompts import imagenet_templates
 from clipdash.evals import class_agnostic, cue_conflict, linear_probe, noise, quality, tid2013, zeroshot
 from clipdash.precompute.context import CheckpointContext
 from clipdash.precompute.inputs import SEVERITIES, first_per_class
@@ -118,7 +119,7 @@ def evaluate_cue_conflict(ctx: CheckpointContext) -> EvalResult:
     data = ctx.inputs.cue_conflict
     features = ctx.features("cue-conflict")
     classnames = list(data.classnames)
-    classifier16 = ctx.classifier(classnames, list(OPENAI_IMAGENET_TEMPLATES))
+    classifier16 = ctx.classifier(classnames, imagenet_templates())
     column = {name: i for i, name in enumerate(classnames)}
     shape_idx = torch.tensor([column[c] for c in data.shape_class])
     texture_idx = torch.tensor([column[c] for c in data.texture_class])
@@ -140,7 +141,7 @@ def evaluate_cue_conflict(ctx: CheckpointContext) -> EvalResult:
     ]
 
     probs16 = torch.softmax(ctx.logit_scale * features @ classifier16, dim=-1).numpy()
-    imagenet = ctx.classifier(list(IMAGENET_CLASSNAMES), list(OPENAI_IMAGENET_TEMPLATES))
+    imagenet = ctx.classifier(list(IMAGENET_CLASSNAMES), imagenet_templates())
     probs1000 = torch.softmax(ctx.logit_scale * features @ imagenet, dim=-1).numpy()
     indices = load_imagenet16_indices(ctx.inputs.data_root)
     probs_mean = cue_conflict.imagenet_to_16_mean(probs1000, indices, classnames)
