@@ -240,3 +240,17 @@ def test_load_weights_keeps_one_architecture_for_every_epoch(tiny_run, tiny_arch
         load_weights(loaded, CheckpointRef("tinyrun", epoch, tiny_arch, None, tiny_run / f"epoch_{epoch}.pt"))
         outputs.append(loaded.model.logit_scale.item() + loaded.model.visual.proj.sum().item())
     assert len(set(outputs)) == 3
+
+
+def test_clip_template_set_builds_imagenet_and_cue_conflict_classifiers(tiny_arch):
+    from clipdash.data.prompts import imagenet_templates
+    from clipdash.precompute.context import CheckpointContext
+    from clipdash.precompute.inputs import RunInputs
+
+    loaded = create_architecture(tiny_arch)
+    text = TextEncoder(torch.device("cpu"))
+    text.start_checkpoint(loaded)
+    ctx = CheckpointContext(loaded, RunInputs(Path("."), 32), text, torch.device("cpu"), 8, "clip")
+    classifier = ctx.classifier(["cat", "dog"], imagenet_templates())
+    assert classifier.shape == (32, 2)
+    assert torch.allclose(classifier.norm(dim=0), torch.ones(2), atol=1e-5)
