@@ -1,0 +1,200 @@
+"""Probe an image: one image through one model, live — cue-conflict votes, zero-shot top-5, prompt profile."""
+
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from clipdash import live
+from clipdash.data.upload import MAX_UPLOAD_BYTES, decode_upload
+from clipdash.errors import ClipdashError, StoreError
+from pages.common import (
+    DB_KEY,
+    REPO,
+    allowed_roots,
+    default_database,
+    show_chart,
+    stimuli_root,
+    validate_database_path,
+)
+
+BUNDLED_MODEL = REPO / "data" / "bundled_model.pt"
+TYPED = "Type an open_clip ARCH:TAG…"
+UPLOAD, EXAMPLE = "Upload an image", "Cue-conflict example"
+CUSTOM = "Custom labels…"
+TAUS = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
+DEFAULT_EXAMPLE = "cat/cat10-elephant3.png"
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def live_model(spec: str) -> live.LiveModel:
+    """One loaded model per spec, shared by all sessions, with its class prompts already embedded."""
+    model = live.load_live_model(spec)
+    model.warm_up()
+    return model
+
+
+def database_choices() -> list[live.ModelChoice]:
+    """Checkpoint files listed in the sidebar's database; none when it is missing or unreadable."""
+    try:
+        db = validate_database_path(st.session_state.get(DB_KEY) or str(default_database()), allowed_roots())
+        return live.database_choices(db)
+    except (StoreError, ClipdashError):
+        return []
+
+
+def choose_model() -> live.ModelChoice | None:
+    """The model picker: the bundled checkpoint, the database's checkpoint files, or a typed ARCH:TAG."""
+    bundled = live.bundled_choice(BUNDLED_MODEL)
+    choices = ([bundled] if bundled else []) + database_choices()
+    labels = [choice.label for choice in choices] + [TYPED]
+    picked = st.selectbox("Model", labels, key="probe_model", help="Loaded once per model, then kept.")
+    if bundled is None:
+        st.caption(f"The bundled checkpoint ({BUNDLED_MODEL.relative_to(REPO)}) is not here.")
+    if picked != TYPED:
+        return choices[labels.index(picked)]
+    text = st.text_input("open_clip model", placeholder="ViT-B-32:openai", key="probe_spec")
+    if not text.strip():
+        st.info("Type an open_clip ARCH:TAG (for example ViT-B-32:openai), or pick a model from the list.")
+        return None
+    try:
+        return live.typed_choice(text)
+    except ClipdashError as exc:
+        st.error(str(exc))
+        return None
+
+
+def choose_image() -> tuple[Image.Image | None, str | None]:
+    """The image to probe (PIL RGB, or None) and, for a cue-conflict example, its name."""
+    source = st.radio("Image", (UPLOAD, EXAMPLE), horizontal=True, key="probe_source")
+    if source == UPLOAD:
+        uploaded = st.file_uploader(
+            "PNG, JPEG or WebP",
+            type=["png", "jpg", "jpeg", "webp"],
+            max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+            key="probe_upload",
+        )
+        if uploaded is None:
+            return None, None
+        try:
+            return decode_upload(uploaded.getvalue()), None
+        except ClipdashError as exc:
+            st.error(str(exc))
+            return None, None
+    return choose_example()
+
+
+def choose_example() -> tuple[Image.Image | None, str | None]:
+    """A cue-conflict stimulus from the data folder, or a note saying why there is none."""
+    data_root = stimuli_folder()
+    if data_root is None:
+        st.info(
+            "Cue-conflict examples are not available: there is no cue-conflict/stimuli folder under "
+            "CLIPDASH_DATA_ROOT (default ../shared/data). Upload an image instead."
+        )
+        return None, None
+    try:
+        names = live.cue_conflict_examples(data_root)
+        index = names.index(DEFAULT_EXAMPLE) if DEFAULT_EXAMPLE in names else 0
+        name = st.selectbox("Stimulus (shape/shape-texture)", names, index=index, key="probe_example")
+        return live.load_example(data_root, name), name
+    except ClipdashError as exc:
+        st.error(f"Cue-conflict examples are not available: {exc}")
+        return None, None
+
+
+def stimuli_folder() -> Path | None:
+    """The folder holding cue-conflict/stimuli, from CLIPDASH_DATA_ROOT (default ../shared/data)."""
+    stimuli = stimuli_root()
+    return stimuli.parent if stimuli else None
+
+
+def choose_labels() -> live.LabelSet | None:
+    """The label set for the top-5: a packaged one or comma-separated custom labels."""
+    name = st.selectbox(
+        "Labels for the zero-shot top-5", [*live.list_label_sets(), CUSTOM], key="probe_labels"
+    )
+    if name != CUSTOM:
+        return live.label_set(name)
+    text = st.text_input(
+        "Custom labels (comma-separated)", "cat, dog, elephant, a photo of a texture", key="probe_custom"
+    )
+    try:
+        return live.custom_label_set(text)
+    except ClipdashError as exc:
+        st.error(str(exc))
+        return None
+
+
+st.title("Probe an image")
+st.caption(
+    "One image through one model, computed live: which of the 16 cue-conflict classes it looks like, the "
+    "two-prompt shape-vs-texture vote, zero-shot top-5 on a label set, and how peaked its profile over "
+    "32 class-agnostic prompts is. The image is resized (shortest side) and centre-cropped to the model's "
+    "input size, as in the precompute."
+)
+left, right = st.columns(2)
+with left:
+    choice = choose_model()
+with right:
+    image, example = choose_image()
+if choice is None:
+    st.stop()
+try:
+    with st.status(f"Loading {choice.label}…", expanded=False) as status:
+        model = live_model(choice.spec)
+        status.update(label=f"Model: {model.description}", state="complete")
+except ClipdashError as exc:
+    st.error(str(exc))
+    st.stop()
+if model.note:
+    st.warning(model.note)
+if image is None:
+    st.info("Upload an image or pick a cue-conflict example to probe it.")
+    st.stop()
+
+shape, texture = live.example_pair(example) if example else ("cat", "elephant")
+classes = list(live.CUE_CONFLICT_CLASSES)
+left, middle, right = st.columns(3)
+pair = (  # keyed by the example, so picking another stimulus resets the pair to its classes
+    left.selectbox("Shape class", classes, index=classes.index(shape), key=f"probe_shape:{example}"),
+    middle.selectbox("Texture class", classes, index=classes.index(texture), key=f"probe_texture:{example}"),
+)
+tau = right.select_slider(
+    "Temperature τ of the profile", TAUS, value=0.07, format_func="{:g}".format, key="probe_tau"
+)
+labels = choose_labels()
+if labels is None:
+    st.stop()
+
+with st.spinner("Embedding the image and the prompts…"):
+    result = live.probe_image(model, image, tau, labels, pair)
+
+left, right = st.columns([1, 3])
+left.image(image, caption="the image", width="stretch")
+left.image(result.pixels, caption=f"what the model sees ({len(result.pixels)} px)", width="stretch")
+with right:
+    st.subheader("Shape or texture?")
+    winner = result.vote.loc[result.vote["wins"]].iloc[0]
+    if pair[0] == pair[1]:
+        st.caption("The shape and texture classes are the same, so this pair does not test anything.")
+    st.markdown(
+        f"The **{winner['cue']}** prompt wins: cos = {result.vote['cosine'].iloc[0]:.4f} for *{pair[0]}* "
+        f"(shape) vs {result.vote['cosine'].iloc[1]:.4f} for *{pair[1]}* (texture)."
+    )
+    show_chart(live.vote_chart(result.vote), result.vote, "probe-vote")
+    show_chart(live.sixteen_class_chart(result.sixteen, pair), result.sixteen, "probe-16-class")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Zero-shot top-5")
+    show_chart(live.top5_chart(result.top5, labels.name), result.top5, "probe-top5")
+with right:
+    st.subheader("Class-agnostic profile")
+    st.metric(
+        "Entropy of the profile",
+        f"{result.entropy:.3f} nats",
+        help=f"At most ln {len(result.profile)} = {live.MAX_ENTROPY:.3f} (a flat profile, τ → ∞).",
+    )
+    st.caption(f"{result.entropy / live.MAX_ENTROPY:.1%} of the maximum, ln {len(result.profile)}.")
+    show_chart(live.profile_chart(result.profile, tau), result.profile, "probe-profile")

@@ -1,0 +1,290 @@
+"""clipdash.live, the probe page's logic: hand-made tensors, the tiny random arch, trainer checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import open_clip
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from clipdash import live
+from clipdash.data.decode import resize_center_crop
+from clipdash.errors import DatasetError, ModelSpecError
+from clipdash.evals.class_agnostic import GENERIC_PROMPTS
+from clipdash.precompute.encode import encode_images
+from clipdash.store import CheckpointResult, ResultWriter
+from clipdash.train.loop import save_checkpoint
+
+CPU = torch.device("cpu")
+
+
+def unit(values) -> torch.Tensor:
+    x = torch.as_tensor(values, dtype=torch.float32)
+    return x / x.norm()
+
+
+def stripes(width: int = 64, height: int = 48) -> Image.Image:
+    """A deterministic non-square test image (vertical colour stripes)."""
+    x = np.zeros((height, width, 3), dtype=np.uint8)
+    x[:, : width // 3] = (200, 30, 30)
+    x[:, width // 3 : 2 * width // 3] = (30, 200, 30)
+    x[:, 2 * width // 3 :] = (30, 30, 200)
+    return Image.fromarray(x)
+
+
+def write_trainer_checkpoint(arch: str, path, epoch: int) -> None:
+    """A randomly initialised ``arch`` saved exactly as clipdash.train saves its epochs."""
+    torch.manual_seed(epoch)
+    model = open_clip.create_model(arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, epoch, arch, model)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_arch, tmp_path_factory):
+    """A run folder of the tiny arch with epoch_0.pt and epoch_1.pt in the trainer's format."""
+    run = tmp_path_factory.mktemp("tiny-run")
+    for epoch in (0, 1):
+        write_trainer_checkpoint(tiny_arch, run / f"epoch_{epoch}.pt", epoch)
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_live(tiny_arch, tiny_run) -> live.LiveModel:
+    return live.load_live_model(f"{tiny_arch}@{tiny_run / 'epoch_1.pt'}", CPU)
+
+
+# Pure pieces on hand-made tensors (known answers).
+
+
+def test_sixteen_class_scores_are_softmax_of_scaled_cosines():
+    classifier = torch.eye(16)
+    features = unit([3.0, 4.0] + [0.0] * 14)  # cos 0.6 with airplane, 0.8 with bear, 0 with the rest
+    frame = live.sixteen_class_scores(features, classifier, logit_scale=10.0)
+    assert list(frame["class"]) == list(live.CUE_CONFLICT_CLASSES)
+    np.testing.assert_allclose(frame["cosine"].iloc[:3], [0.6, 0.8, 0.0], atol=1e-6)
+    denominator = math.exp(6) + math.exp(8) + 14
+    np.testing.assert_allclose(frame["probability"].iloc[1], math.exp(8) / denominator, rtol=1e-5)
+    assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_two_prompt_vote_picks_the_larger_cosine_and_ties_go_to_shape():
+    classifier = torch.eye(16)
+    cat, elephant = live.CUE_CONFLICT_CLASSES.index("cat"), live.CUE_CONFLICT_CLASSES.index("elephant")
+    weights = torch.zeros(16)
+    weights[cat], weights[elephant] = 0.6, 0.8
+    vote = live.two_prompt_vote(weights, classifier, ("cat", "elephant"))
+    assert list(vote["cue"]) == ["shape", "texture"] and list(vote["class"]) == ["cat", "elephant"]
+    np.testing.assert_allclose(vote["cosine"], [0.6, 0.8], atol=1e-6)
+    assert list(vote["wins"]) == [False, True]
+    assert list(live.two_prompt_vote(weights, classifier, ("elephant", "cat"))["wins"]) == [True, False]
+    tie = torch.zeros(16)
+    tie[cat] = tie[elephant] = 0.5**0.5
+    assert list(live.two_prompt_vote(tie, classifier, ("cat", "elephant"))["wins"]) == [True, False]
+
+
+def test_two_prompt_vote_rejects_unknown_classes():
+    with pytest.raises(ValueError, match="airplane, bear"):
+        live.two_prompt_vote(unit(torch.ones(16)), torch.eye(16), ("cat", "unicorn"))
+
+
+def test_top_k_is_sorted_and_has_min_5_labels_rows():
+    labels = live.LabelSet("seven", tuple("abcdefg"), ("{c}",))
+    features = unit([1, 7, 3, 5, 2, 6, 4])
+    frame = live.top_k(features, torch.eye(7), logit_scale=100.0, labels=labels)
+    assert list(frame["rank"]) == [1, 2, 3, 4, 5]
+    assert list(frame["label"]) == ["b", "f", "d", "g", "c"]
+    assert frame["probability"].is_monotonic_decreasing
+    two = live.LabelSet("two", ("x", "y"), ("{c}",))
+    assert list(live.top_k(unit([1, 2]), torch.eye(2), 100.0, two)["label"]) == ["y", "x"]
+
+
+def test_profile_of_equal_cosines_has_entropy_ln_32_at_any_tau():
+    prompts = torch.eye(32)
+    features = unit(torch.ones(32))
+    for tau in (0.01, 1.0):
+        frame, entropy = live.prompt_profile(features, prompts, tau)
+        np.testing.assert_allclose(frame["probability"], 1 / 32, rtol=1e-6)
+        assert entropy == pytest.approx(math.log(32), abs=1e-9)
+    assert list(frame["prompt"]) == list(GENERIC_PROMPTS)
+
+
+def test_profile_of_one_close_prompt_has_entropy_near_zero_at_small_tau():
+    features = unit([1.0] + [0.1] * 31)
+    frame, entropy = live.prompt_profile(features, torch.eye(32), tau=0.001)
+    assert frame["probability"].iloc[0] == pytest.approx(1.0)
+    assert 0 <= entropy < 1e-6
+
+
+# Label sets, choices and examples.
+
+
+def test_label_sets():
+    assert live.list_label_sets() == ["CIFAR-10", "CIFAR-100", "ImageNet-1k", "cue-conflict (16 classes)"]
+    cifar = live.label_set("CIFAR-10")
+    assert len(cifar.classnames) == 10 and "airplane" in cifar.classnames
+    assert len(cifar.templates) == 18 and all("{c}" in t for t in cifar.templates)
+    assert len(live.label_set("CIFAR-100").classnames) == 100
+    assert len(live.label_set("ImageNet-1k").classnames) == 1000
+    sixteen = live.label_set("cue-conflict (16 classes)")
+    assert sixteen.classnames == live.CUE_CONFLICT_CLASSES and len(sixteen.templates) == 80
+    with pytest.raises(DatasetError, match="CIFAR-10, CIFAR-100"):
+        live.label_set("cifar-11")
+
+
+def test_custom_labels_drop_blanks_and_repeats():
+    labels = live.custom_label_set(" cat, dog,, cat , a red car ,")
+    assert labels.classnames == ("cat", "dog", "a red car")
+    assert len(labels.templates) == 80
+    with pytest.raises(DatasetError, match="at least one label"):
+        live.custom_label_set(" , ,")
+
+
+def test_typed_choice_takes_only_pretrained_tags(tiny_arch, tiny_run):
+    with pytest.raises(ModelSpecError, match="ARCH:TAG"):
+        live.typed_choice(f"{tiny_arch}@{tiny_run / 'epoch_0.pt'}")
+    with pytest.raises(ModelSpecError, match="no pretrained tags"):
+        live.typed_choice(f"{tiny_arch}:openai")
+    with pytest.raises(ModelSpecError, match="unknown architecture"):
+        live.typed_choice("ViT-Q-99:openai")
+    assert live.typed_choice("ViT-B-32:openai") == live.ModelChoice(
+        "open_clip ViT-B-32:openai", "ViT-B-32:openai"
+    )
+
+
+def test_bundled_choice_only_when_the_file_exists(tmp_path):
+    assert live.bundled_choice(tmp_path / "bundled_model.pt") is None
+    (tmp_path / "bundled_model.pt").write_bytes(b"x")
+    choice = live.bundled_choice(tmp_path / "bundled_model.pt")
+    assert choice.spec == f"clipdash-vit-t4-minilm@{tmp_path / 'bundled_model.pt'}"
+
+
+def test_database_choices_list_existing_checkpoint_files(tmp_path, tiny_arch, tiny_run):
+    db = tmp_path / "results.duckdb"
+    present, missing = tiny_run / "epoch_1.pt", tmp_path / "gone" / "epoch_2.pt"
+    with ResultWriter(db) as writer:
+        for epoch, path in ((1, present), (2, missing)):
+            writer.write(
+                CheckpointResult("tiny-run", epoch, f"{tiny_arch}@{tiny_run}", tiny_arch, "directory",
+                                 str(path), None, [])
+            )  # fmt: skip
+        writer.write(CheckpointResult("ViT-B-32:openai", -1, "ViT-B-32:openai", "ViT-B-32", "pretrained",
+                                      None, None, []))  # fmt: skip
+    choices = live.database_choices(db)
+    assert choices == [live.ModelChoice(f"tiny-run · epoch 1 ({tiny_arch})", f"{tiny_arch}@{present}")]
+
+
+def test_cue_conflict_examples_and_pairs(tmp_path):
+    for name in ("cat/cat1-elephant2.png", "cat/cat3-cat1.png", "bear/bear10-clock3.png"):
+        (tmp_path / "cue-conflict" / "stimuli" / name).parent.mkdir(parents=True, exist_ok=True)
+        stripes().save(tmp_path / "cue-conflict" / "stimuli" / name)
+    names = live.cue_conflict_examples(tmp_path)
+    assert names == ["bear/bear10-clock3.png", "cat/cat1-elephant2.png", "cat/cat3-cat1.png"]
+    assert live.example_pair("cat/cat1-elephant2.png") == ("cat", "elephant")
+    assert live.example_pair("bear/bear10-clock3.png") == ("bear", "clock")
+    assert live.load_example(tmp_path, names[0]).size == (64, 48)
+    with pytest.raises(DatasetError, match="stimuli not found"):
+        live.cue_conflict_examples(tmp_path / "elsewhere")
+
+
+# A real (tiny, random) model in clipdash's trainer format.
+
+
+def test_load_live_model_from_trainer_checkpoint(tiny_live, tiny_arch, tiny_run):
+    assert tiny_live.loaded.arch == tiny_arch
+    assert "epoch 1" in tiny_live.description and "32×32" in tiny_live.description
+    state = torch.load(tiny_run / "epoch_1.pt", weights_only=True)["state_dict"]
+    torch.testing.assert_close(tiny_live.loaded.model.state_dict()["visual.proj"], state["visual.proj"])
+
+
+def test_a_run_folder_loads_its_last_epoch(tiny_arch, tiny_run):
+    assert "epoch 1" in live.load_live_model(f"{tiny_arch}@{tiny_run}", CPU).description
+
+
+def test_missing_checkpoint_is_a_model_spec_error(tiny_arch, tmp_path):
+    with pytest.raises(ModelSpecError, match="no such file"):
+        live.load_live_model(f"{tiny_arch}@{tmp_path / 'nope.pt'}", CPU)
+
+
+def test_encode_image_preprocesses_like_the_engine(tiny_live):
+    image = stripes(64, 48)
+    pixels, features = live.encode_image(tiny_live, image)
+    expected = resize_center_crop(image, 32)
+    np.testing.assert_array_equal(pixels, expected)
+    engine = encode_images(tiny_live.loaded, expected[None], CPU, batch_size=1)[0]
+    torch.testing.assert_close(features, engine)
+    assert features.norm().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_probe_image_on_the_tiny_model(tiny_live):
+    labels = live.label_set("CIFAR-10")
+    result = live.probe_image(tiny_live, stripes(), tau=0.07, labels=labels, pair=("cat", "elephant"))
+    assert result.pixels.shape == (32, 32, 3)
+    assert len(result.sixteen) == 16 and result.sixteen["probability"].sum() == pytest.approx(1.0, abs=1e-5)
+    assert len(result.top5) == 5 and result.top5["probability"].is_monotonic_decreasing
+    assert set(result.top5["label"]) <= set(labels.classnames)
+    wins = result.vote.loc[result.vote["wins"], "cosine"].item()
+    assert wins == result.vote["cosine"].max()
+    # The vote's cosines are the 16-class cosines of the pair's classes.
+    by_class = result.sixteen.set_index("class")["cosine"]
+    np.testing.assert_allclose(result.vote["cosine"], by_class[["cat", "elephant"]], atol=1e-5)
+    assert len(result.profile) == 32 and result.profile["probability"].sum() == pytest.approx(1.0)
+    assert 0 <= result.entropy <= live.MAX_ENTROPY
+    assert set(result.tables()) == {"sixteen", "vote", "top5", "profile"}
+
+
+def test_entropy_tends_to_ln_32_as_tau_grows(tiny_live):
+    labels = live.custom_label_set("cat, dog")
+    entropies = [
+        live.probe_image(tiny_live, stripes(), t, labels, ("cat", "dog")).entropy for t in (0.01, 1e6)
+    ]
+    assert entropies[1] == pytest.approx(math.log(32), abs=1e-6)
+    assert entropies[0] < entropies[1]
+
+
+def test_top5_of_two_custom_labels_has_two_rows(tiny_live):
+    result = live.probe_image(tiny_live, stripes(), 0.07, live.custom_label_set("cat, dog"), ("cat", "dog"))
+    assert sorted(result.top5["label"]) == ["cat", "dog"] and list(result.top5["rank"]) == [1, 2]
+
+
+def test_classifiers_are_memoised(tiny_live):
+    labels = live.custom_label_set("cat, dog")
+    assert tiny_live.classifier(labels) is tiny_live.classifier(live.custom_label_set("cat,dog"))
+    assert tiny_live.classifier(labels).shape == (32, 2)
+
+
+def test_charts_carry_their_tables(tiny_live):
+    result = live.probe_image(tiny_live, stripes(), 0.07, live.label_set("CIFAR-10"), ("cat", "elephant"))
+    charts = (
+        (live.sixteen_class_chart(result.sixteen, ("cat", "elephant")), 16),
+        (live.vote_chart(result.vote), 2),
+        (live.top5_chart(result.top5, "CIFAR-10"), 5),
+        (live.profile_chart(result.profile, 0.07), 32),
+    )
+    for chart, rows in charts:
+        spec = chart.to_dict()
+        assert rows in {len(values) for values in spec["datasets"].values()}
+
+
+# clipdash's own architecture (locked MiniLM tower left out of the checkpoint), as the bundled model.
+
+
+def test_bundled_architecture_checkpoint_loads_and_probes(tmp_path):
+    from clipdash.models.configs import register_builtin_configs
+
+    register_builtin_configs()
+    path = tmp_path / "run" / "epoch_2.pt"
+    write_trainer_checkpoint(live.BUNDLED_ARCH, path, 2)
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert not any(key.startswith("text.transformer.") for key in saved)
+    model = live.bundled_choice(path)
+    loaded = live.load_live_model(model.spec, CPU)
+    assert loaded.loaded.image_size == 32 and "epoch 2" in loaded.description
+    pixels, features = live.encode_image(loaded, stripes())
+    profile, entropy = live.prompt_profile(features, loaded.prompt_features(GENERIC_PROMPTS), 0.07)
+    assert pixels.shape == (32, 32, 3) and features.norm().item() == pytest.approx(1.0, abs=1e-4)
+    assert isinstance(profile, pd.DataFrame) and 0 <= entropy <= live.MAX_ENTROPY
