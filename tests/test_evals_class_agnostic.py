@@ -98,3 +98,19 @@ def test_tau_sweep_empty_test_is_nan():
     train_cos, train_y = _separable_cosines(10, seed=0)
     sweep = tau_sweep(train_cos, train_y, np.zeros((0, 32)), np.zeros(0), taus=(0.1,))
     assert math.isnan(sweep["acc1"].item()) and math.isnan(sweep["mean_entropy"].item())
+
+
+def test_tuned_sweep_with_too_few_images_per_class_reports_nan_not_a_guess():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(4, 32))
+    sweep = tau_sweep(train, np.array([0, 0, 1, 2]), train, np.array([0, 0, 1, 2]), taus=(0.1,), tune_C=True)
+    assert np.isnan(sweep["acc1"]).all() and np.isnan(sweep["C"]).all()
+    two_per_class = tau_sweep(
+        np.repeat(train, 2, axis=0),
+        np.repeat([0, 1, 2, 3], 2),
+        train,
+        np.array([0, 1, 2, 3]),
+        taus=(0.1,),
+        tune_C=True,
+    )
+    assert not np.isnan(two_per_class["acc1"]).any()

@@ -92,18 +92,24 @@ def tau_sweep(
     That is also why two modes exist. With a fixed ``C`` (default), dividing the cosines by τ rescales the
     features, which changes the effective strength of the SVC's regularisation; so the fixed-C sweep alone
     cannot tell a temperature effect from a regularisation effect. With ``tune_C=True``, C is picked per τ
-    from ``C_grid`` by stratified 3-fold cross-validation on the train split only, which factors the
+    from ``C_grid`` by stratified (up to) 3-fold cross-validation on the train split only, which factors the
     regularisation out; if the curve keeps its shape, the effect is the temperature's.
     The classifier is ``make_probe("linear_svm", standardize=False)``, the same one the app retrains.
     """
     train_labels, test_labels = as_numpy(train_y, np.int64).ravel(), as_numpy(test_y, np.int64).ravel()
+    # Cross-validation needs every class in every fold: with fewer than 2 train images in some class
+    # (a --limit run) C cannot be tuned, and the tuned sweep reports NaN rather than a guess.
+    n_folds = min(3, int(np.bincount(train_labels).min())) if train_labels.size else 0
     rows = []
     for tau in taus:
         train_features = softmax_with_temperature(train_cos, tau)
         test_features = softmax_with_temperature(test_cos, tau)
         svc = make_probe("linear_svm", C=C, seed=seed, standardize=False)
+        if tune_C and n_folds < 2:
+            rows.append({"tau": float(tau), "acc1": math.nan, "mean_entropy": math.nan, "C": math.nan})
+            continue
         if tune_C:
-            folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+            folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
             search = GridSearchCV(svc, {"linearsvc__C": list(C_grid)}, cv=folds)
             search.fit(train_features, train_labels)
             model, used_C = search.best_estimator_, float(search.best_params_["linearsvc__C"])
