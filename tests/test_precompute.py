@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_CONFIG
+from conftest import REPO, cli_args
 
 from clipdash.models.checkpoints import CheckpointRef
 from clipdash.models.loading import create_architecture, load_weights
@@ -38,52 +37,6 @@ KEYS = {
     "class_agnostic_prompts": ["prompt_index"],
 }
 VOLATILE = {"created_at", "finished_at", "seconds"}
-
-
-def write_run(run_dir: Path, arch: str, epochs: int = 3) -> Path:
-    """A training directory in open_clip's format: random weights, perturbed per epoch."""
-    run_dir.mkdir(parents=True)
-    torch.manual_seed(0)
-    model = open_clip.create_model(arch)
-    for epoch in range(epochs):
-        torch.save(
-            {"epoch": epoch, "name": run_dir.name, "state_dict": model.state_dict()},
-            run_dir / f"epoch_{epoch}.pt",
-        )
-        with torch.no_grad():
-            for param in model.parameters():
-                param.add_(0.05 * torch.randn_like(param))
-    return run_dir
-
-
-def cli_args(run_dir: Path, data_root: Path, db: Path, *extra: str) -> list[str]:
-    return [
-        "--model-config",
-        str(TINY_CONFIG),
-        "--model",
-        f"tiny-clip@{run_dir}/",
-        "--data-root",
-        str(data_root),
-        "--db",
-        str(db),
-        "--limit",
-        "24",
-        "--templates",
-        "photo",
-        "--batch-size",
-        "64",
-        "--probe-train-per-class",
-        "6",
-        "--ca-train-per-class",
-        "3",
-        "--ca-test-per-class",
-        "2",
-        "--embeddings-per-class",
-        "1",
-        "--device",
-        "cpu",
-        *extra,
-    ]
 
 
 def snapshot(db: Path) -> dict[str, pd.DataFrame]:
@@ -109,11 +62,6 @@ def assert_same_rows(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFram
                 assert np.allclose(a, b, atol=1e-6, equal_nan=True), (table, column)
             else:
                 assert a.tolist() == b.tolist(), (table, column)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_arch) -> Path:
-    return write_run(tmp_path_factory.mktemp("runs") / "tinyrun", tiny_arch)
 
 
 @pytest.fixture(scope="module")
