@@ -1,0 +1,22 @@
+"""clipdash dashboard: ``streamlit run app.py``. The frame and router; each page lives in pages/."""
+
+import streamlit as st
+
+from pages.common import FRAMED, frame
+
+navigation = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/curves.py", title="Curves", icon=":material/show_chart:"),
+        st.Page("pages/cue_conflict.py", title="Cue-conflict", icon=":material/texture:"),
+        st.Page("pages/entropy.py", title="Entropy", icon=":material/equalizer:"),
+        st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),
+        st.Page("pages/probe.py", title="Probe an image", icon=":material/image_search:"),
+    ]
+)
+frame()
+st.session_state[FRAMED] = True
+try:
+    navigation.run()
+finally:
+    st.session_state[FRAMED] = False

@@ -1,0 +1,369 @@
+"""Altair chart builders for the dashboard pages, plus PNG/SVG export and cue-conflict thumbnails.
+
+Each builder takes tidy DataFrames (as the named queries in ``clipdash.store.queries`` return them) and
+returns an Altair chart; nothing here imports streamlit, so the charts can be built and checked in tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+CUE_COLOURS = {"shape": "#2b6cb0", "texture": "#dd6b20", "other": "#a0aec0"}
+_CUE_SCALE = alt.Scale(domain=list(CUE_COLOURS), range=list(CUE_COLOURS.values()))
+REFERENCE_COLOUR = "#718096"
+HUMANS = "humans (mean of subjects; grey: each subject)"
+EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")
+METRIC_TITLES = {
+    "acc1": "Zero-shot top-1 accuracy",
+    "acc5": "Zero-shot top-5 accuracy",
+    "mean_per_class_recall": "Mean per-class recall",
+    "noise_drop": "Noise drop (clean − noisy) / clean",
+    "srcc": "Spearman correlation with human scores",
+    "plcc": "Pearson correlation with human scores",
+    "texture_bias": "Texture bias",
+    "shape_bias": "Shape bias",
+    "lp_acc1": "Linear-probe top-1 accuracy",
+    "ca_acc1": "Class-agnostic probe top-1 accuracy",
+    "mean_entropy": "Mean class-agnostic entropy (nats)",
+}
+
+
+def series_label(metric: str, dataset: str, variant: str) -> str:
+    """A short legend label for one stored series: 'metric · dataset · variant'."""
+    return " · ".join(part for part in (metric, dataset, variant) if part)
+
+
+def _finish(chart: alt.TopLevelMixin, title: str, height: int) -> alt.TopLevelMixin:
+    """Title and plot height; the width follows the page (``fit-x``), so legends never squash the plot."""
+    return chart.properties(
+        title=title, height=height, autosize=alt.AutoSizeParams(type="fit-x", contains="padding")
+    )
+
+
+def metric_title(metric: str) -> str:
+    """A panel title for a metric name (the name itself when there is no nicer one)."""
+    return METRIC_TITLES.get(metric, metric)
+
+
+def _short_series(frame: pd.DataFrame) -> pd.Series:
+    """Series labels without the parts every series in ``frame`` shares (metric, dataset, variant pairs)."""
+    parts = [
+        [f"metric={m}", f"dataset={d}", *v.split(";")]
+        for m, d, v in zip(frame["metric"], frame["dataset"], frame["variant"], strict=True)
+    ]
+    shared = set.intersection(*(set(p) for p in parts)) if parts else set()
+    labels = [
+        " · ".join(
+            x.split("=", 1)[1] if x.startswith(("metric=", "dataset=")) else x for x in p if x not in shared
+        )
+        for p in parts
+    ]
+    return pd.Series(
+        [label or m for label, m in zip(labels, frame["metric"], strict=True)], index=frame.index
+    )
+
+
+def _curve_names(frame: pd.DataFrame) -> pd.Series:
+    """Legend entries: the run when one series is shown, the series when one run, else both."""
+    series = _short_series(frame)
+    if series.nunique() <= 1:
+        return frame["run"]
+    if frame["run"].nunique() <= 1:
+        return series
+    return frame["run"] + " — " + series
+
+
+def curve_panel(
+    curves: pd.DataFrame,
+    title: str,
+    y_title: str,
+    references: pd.DataFrame | None = None,
+) -> alt.LayerChart:
+    """Per-epoch curves (columns run, metric, dataset, variant, epoch, value), one line per run and series.
+
+    Rows with epoch −1 (models outside a trajectory, e.g. pretrained) are drawn as dashed horizontal lines
+    in their curve's colour; ``references`` rows (model, value, protocol, source) as grey dotted rules,
+    told apart by their dash pattern.
+    """
+    curves = curves.assign(curve=_curve_names(curves) if len(curves) else "")
+    colour = alt.Color("curve:N", title=None, legend=alt.Legend(orient="top", columns=1, labelLimit=400))
+    tooltip = ["run:N", "dataset:N", "variant:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")]
+    line = (
+        alt.Chart(curves[curves["epoch"] >= 0])
+        .mark_line(point=alt.OverlayMarkDef(size=25))
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", axis=EPOCH_AXIS),
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
+            color=colour,
+            tooltip=tooltip,
+        )
+    )
+    layers: list[alt.Chart] = [line]
+    pretrained = curves[curves["epoch"] < 0]
+    if len(pretrained):
+        layers.append(
+            alt.Chart(pretrained)
+            .mark_rule(strokeDash=[6, 3], strokeWidth=2)
+            .encode(y="value:Q", color=colour, tooltip=tooltip)
+        )
+    if references is not None and len(references):
+        layers.append(
+            alt.Chart(references)
+            .mark_rule(color=REFERENCE_COLOUR)
+            .encode(
+                y="value:Q",
+                strokeDash=alt.StrokeDash(
+                    "model:N",
+                    title="published",
+                    legend=alt.Legend(orient="bottom", columns=1, labelLimit=400),
+                ),
+                tooltip=["model:N", alt.Tooltip("value:Q", format=".4f"), "protocol:N", "source:N"],
+            )
+        )
+    return _finish(alt.layer(*layers).resolve_legend(strokeDash="independent"), title, 240)
+
+
+def correlation_heatmap(matrix: pd.DataFrame, peaks: pd.Series | None = None) -> alt.LayerChart:
+    """Pearson r between curves (square frame from ``curve_correlations``), cells labelled with r.
+
+    ``peaks`` (curve → epoch of its maximum) is appended to the row labels.
+    """
+    rows = [str(name) for name in matrix.index]
+    if peaks is not None:
+        rows = [f"{name} (peak @ {peaks[name]:.0f})" if pd.notna(peaks.get(name)) else name for name in rows]
+    tidy = (
+        matrix.set_axis(rows, axis=0)
+        .rename_axis(index="curve")
+        .reset_index()
+        .melt(id_vars="curve", var_name="against", value_name="r")
+    )
+    base = alt.Chart(tidy).encode(
+        x=alt.X(
+            "against:N", title=None, sort=list(matrix.columns), axis=alt.Axis(labelAngle=-30, labelLimit=220)
+        ),
+        y=alt.Y("curve:N", title=None, sort=rows, axis=alt.Axis(labelLimit=260)),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "r:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1], reverse=True), title="Pearson r"
+        ),
+        tooltip=["curve:N", "against:N", alt.Tooltip("r:Q", format=".3f")],
+    )
+    labels = base.mark_text(fontSize=11).encode(
+        text=alt.Text("r:Q", format=".2f"),
+        color=alt.condition("abs(datum.r) > 0.6", alt.value("white"), alt.value("black")),
+    )
+    return _finish(alt.layer(cells, labels), "Pearson correlation between curves", 48 * len(rows))
+
+
+def shape_bias_chart(model: pd.DataFrame, humans: pd.DataFrame, model_name: str) -> alt.LayerChart:
+    """Shape bias per shape class: the model (``model``: shape_class, shape_bias) against each human subject
+    and the subjects' mean (``humans``: subject, shape_class, shape_bias; subject 'mean' for the mean)."""
+    order = ["all", *sorted((set(model["shape_class"]) | set(humans["shape_class"])) - {"all"})]
+    y = alt.Y("shape_class:N", title="shape class", sort=order)
+    x = alt.X("shape_bias:Q", title="shape bias = shape / (shape + texture)", scale=alt.Scale(domain=[0, 1]))
+    palette = alt.Scale(domain=[model_name, HUMANS], range=["#c53030", "#2d3748"])
+    who = alt.Color("who:N", title=None, scale=palette, legend=alt.Legend(orient="top", labelLimit=400))
+    subjects = humans[humans["subject"] != "mean"]
+    mean = humans[humans["subject"] == "mean"]
+    layers = [
+        alt.Chart(subjects)
+        .mark_circle(size=30, opacity=0.45, color=REFERENCE_COLOUR)
+        .encode(x=x, y=y, tooltip=["subject:N", "shape_class:N", alt.Tooltip("shape_bias:Q", format=".3f")]),
+        alt.Chart(mean.assign(who=HUMANS))
+        .mark_point(shape="diamond", size=90, filled=True)
+        .encode(x=x, y=y, color=who, tooltip=["shape_class:N", alt.Tooltip("shape_bias:Q", format=".3f")]),
+        alt.Chart(model.assign(who=model_name))
+        .mark_point(shape="circle", size=90, filled=True)
+        .encode(
+            x=x,
+            y=y,
+            color=who,
+            tooltip=["shape_class:N", "n_shape:Q", "n_texture:Q", alt.Tooltip("shape_bias:Q", format=".3f")],
+        ),
+    ]
+    return _finish(alt.layer(*layers), "Shape bias per class", 22 * len(order))
+
+
+def stimulus_thumbnails(root: Path, images: Iterable[str], size: int = 72) -> dict[str, str]:
+    """PNG data URIs of cue-conflict stimuli at ``root/<image>``, for images that exist under ``root``.
+
+    Names that resolve outside ``root`` (``..``, absolute paths, links) are skipped, never read.
+    """
+    base = root.resolve()
+    thumbnails: dict[str, str] = {}
+    for image in images:
+        path = (base / image).resolve()
+        if not path.is_relative_to(base) or not path.is_file():
+            continue
+        with Image.open(path) as picture:
+            small = picture.convert("RGB")
+            small.thumbnail((size, size))
+        buffer = io.BytesIO()
+        small.save(buffer, format="PNG")
+        thumbnails[image] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return thumbnails
+
+
+def decision_grid(frame: pd.DataFrame, thumbnails: dict[str, str], columns: int = 8) -> alt.LayerChart:
+    """A grid of cue-conflict images (columns image, cue, decision, shape_class, texture_class, margin),
+    each framed in the colour of its cue (shape / texture / other); names stand in for missing thumbnails."""
+    cells = frame.reset_index(drop=True).assign(
+        col=lambda f: f.index % columns,
+        row=lambda f: f.index // columns,
+        name=lambda f: f["image"].str.rsplit("/", n=1).str[-1].str.removesuffix(".png"),
+        url=lambda f: f["image"].map(thumbnails).fillna(""),
+    )
+    with_images = bool(len(cells)) and bool((cells["url"] != "").all())
+    side = 84 if with_images else 120
+    base = alt.Chart(cells).encode(
+        x=alt.X("col:O", axis=None),
+        y=alt.Y("row:O", axis=None),
+        tooltip=[
+            "image:N",
+            "shape_class:N",
+            "texture_class:N",
+            "decision:N",
+            alt.Tooltip("margin:Q", format=".4f"),
+        ],
+    )
+    frame_mark = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("cue:N", scale=_CUE_SCALE, title="decision follows")
+    )
+    if with_images:
+        content = base.mark_image(width=side - 14, height=side - 14).encode(url="url:N")
+    else:
+        content = base.mark_text(fontSize=10, color="white").encode(text="name:N")
+    n_rows = int(cells["row"].max()) + 1 if len(cells) else 1
+    return alt.layer(frame_mark, content).properties(
+        width=side * min(columns, max(len(cells), 1)),
+        height=side * n_rows,
+        autosize=alt.AutoSizeParams(type="pad"),
+    )
+
+
+def image_history_chart(history: pd.DataFrame, image: str) -> alt.LayerChart:
+    """One image's margin (shape − texture score) across epochs, points coloured by the decision's cue."""
+    base = alt.Chart(history).encode(x=alt.X("epoch:Q", axis=EPOCH_AXIS))
+    line = base.mark_line(color=REFERENCE_COLOUR).encode(y=alt.Y("margin:Q", title="shape − texture score"))
+    points = base.mark_point(filled=True, size=70).encode(
+        y="margin:Q",
+        color=alt.Color("cue:N", scale=_CUE_SCALE, title="decision follows"),
+        tooltip=["epoch:Q", "decision:N", "cue:N", alt.Tooltip("margin:Q", format=".4f")],
+    )
+    zero = (
+        alt.Chart(pd.DataFrame({"margin": [0.0]})).mark_rule(color="black", opacity=0.3).encode(y="margin:Q")
+    )
+    return _finish(alt.layer(zero, line, points), image, 220)
+
+
+def _ln_k_rule(ln_k: float, axis: str) -> alt.LayerChart:
+    frame = pd.DataFrame({"value": [ln_k], "label": [f"ln K = {ln_k:.3f}"]})
+    rule = alt.Chart(frame).mark_rule(color="black", strokeDash=[4, 3])
+    rule = rule.encode(x="value:Q") if axis == "x" else rule.encode(y="value:Q")
+    text = alt.Chart(frame).mark_text(align="left", dx=4, dy=-6, fontSize=11)
+    text = (
+        text.encode(x="value:Q", y=alt.value(8), text="label:N")
+        if axis == "x"
+        else text.encode(y="value:Q", x=alt.value(4), text="label:N")
+    )
+    return alt.layer(rule, text)
+
+
+def entropy_histogram(values: pd.DataFrame, ln_k: float | None) -> alt.LayerChart:
+    """Overlaid histograms of per-image entropy (columns epoch, tau, entropy), one colour per (epoch, τ).
+
+    ``ln_k`` (the maximum entropy over K prompts) is marked and bounds the x axis; None leaves it out.
+    """
+    upper = ln_k if ln_k else max(float(values["entropy"].max()), 1e-9) if len(values) else 1.0
+    values = values.assign(
+        group="epoch " + values["epoch"].astype(str) + ", τ=" + values["tau"].map("{:g}".format)
+    )
+    bars = (
+        alt.Chart(values)
+        .mark_bar(opacity=0.55, binSpacing=0)
+        .encode(
+            x=alt.X("entropy:Q", bin=alt.Bin(maxbins=40, extent=[0, upper]), title="entropy (nats)"),
+            y=alt.Y("count():Q", stack=None, title="images"),
+            color=alt.Color("group:N", title=None),
+            tooltip=["group:N", "count():Q"],
+        )
+    )
+    layers = [bars, _ln_k_rule(ln_k, "x")] if ln_k else [bars]
+    return _finish(alt.layer(*layers), "Per-image entropy", 260)
+
+
+def mean_entropy_chart(means: pd.DataFrame, ln_k: float | None) -> alt.LayerChart:
+    """Mean entropy vs epoch (columns epoch, tau, mean_entropy), one line per τ; ``ln_k`` marked if given."""
+    lines = (
+        alt.Chart(means.assign(tau_label=means["tau"].map("τ={:g}".format)))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", axis=EPOCH_AXIS),
+            y=alt.Y("mean_entropy:Q", title="mean entropy (nats)"),
+            color=alt.Color("tau_label:N", title=None, sort=alt.SortField("tau", order="descending")),
+            tooltip=["epoch:Q", "tau:Q", alt.Tooltip("mean_entropy:Q", format=".4f")],
+        )
+    )
+    layers = [lines, _ln_k_rule(ln_k, "y")] if ln_k else [lines]
+    return _finish(alt.layer(*layers), "Mean entropy over training", 260)
+
+
+def tau_sweep_chart(sweep: pd.DataFrame, y_title: str, title: str) -> alt.TopLevelMixin:
+    """A stored τ sweep (columns epoch, mode, tau, value): value vs log τ, one line per epoch and mode."""
+    dash = alt.StrokeDash("mode:N", title="C") if sweep["mode"].ne("").any() else alt.Undefined
+    chart = (
+        alt.Chart(sweep)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("tau:Q", scale=alt.Scale(type="log"), title="temperature τ"),
+            y=alt.Y("value:Q", title=y_title),
+            color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis")),
+            strokeDash=dash,
+            detail="mode:N",
+            tooltip=["epoch:Q", "mode:N", "tau:Q", alt.Tooltip("value:Q", format=".4f")],
+        )
+    )
+    return _finish(chart, title, 260)
+
+
+def confusion_frame(confusion: np.ndarray, classnames: list[str]) -> pd.DataFrame:
+    """Tidy (true, predicted, count) rows of a confusion matrix; labels without a name keep their number."""
+    names = [classnames[i] if i < len(classnames) else str(i) for i in range(confusion.shape[0])]
+    return pd.DataFrame(
+        [(names[t], names[p], int(confusion[t, p])) for t in range(len(names)) for p in range(len(names))],
+        columns=["true", "predicted", "count"],
+    )
+
+
+def confusion_chart(tidy: pd.DataFrame) -> alt.LayerChart:
+    """Heatmap of a confusion matrix (``confusion_frame`` rows), counts written in the cells."""
+    order = list(dict.fromkeys(tidy["true"]))
+    base = alt.Chart(tidy).encode(
+        x=alt.X("predicted:N", sort=order, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("true:N", sort=order),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")),
+        tooltip=["true:N", "predicted:N", "count:Q"],
+    )
+    text = base.mark_text(fontSize=10).encode(text="count:Q")
+    return _finish(alt.layer(cells, text), "Confusion matrix (test split)", 26 * len(order))
+
+
+def chart_image(chart: alt.TopLevelMixin, fmt: str) -> bytes:
+    """The chart rendered to ``fmt`` ('png' or 'svg') with vl-convert, for downloads."""
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"unknown image format {fmt!r}; choose 'png' or 'svg'")
+    buffer = io.StringIO() if fmt == "svg" else io.BytesIO()
+    chart.save(buffer, format=fmt, **({"scale_factor": 2} if fmt == "png" else {}))
+    value = buffer.getvalue()
+    return value.encode() if isinstance(value, str) else value

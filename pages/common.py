@@ -1,0 +1,167 @@
+"""What every dashboard page shares: which database to read, cached named queries, charts with downloads.
+
+The database is chosen in the sidebar (``app.py``) and validated here: only existing ``.duckdb`` files
+inside the allowed folders are ever opened, always read-only and per query through ``clipdash.store``.
+Query results are cached per (path, modification time), so a precompute swapping in a new file shows up
+on the next rerun.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from clipdash import charts
+from clipdash.errors import ClipdashError, StoreError
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED_DB = REPO / "data" / "clipdash.duckdb"
+REFERENCES_CSV = REPO / "data" / "reference_values.csv"
+DB_KEY = "database_path"
+FRAMED = "clipdash_framed"  # set by app.py while it runs the page inside its frame
+PRECOMPUTE = "python -m clipdash.precompute --model ARCH@runs/<run>/ --data-root ../shared/data --db {db}"
+
+
+def default_database() -> Path:
+    """``CLIPDASH_DB`` when set, else the bundled ``data/clipdash.duckdb``."""
+    return Path(os.environ.get("CLIPDASH_DB") or BUNDLED_DB)
+
+
+def allowed_roots() -> list[Path]:
+    """Folders a database may be read from: data/, the folder of CLIPDASH_DB, and CLIPDASH_DB_DIRS entries."""
+    roots = [REPO / "data", default_database().parent]
+    roots += [Path(p) for p in os.environ.get("CLIPDASH_DB_DIRS", "").split(os.pathsep) if p]
+    return list(dict.fromkeys(root.expanduser().resolve() for root in roots))
+
+
+def validate_database_path(text: str, roots: list[Path]) -> Path:
+    """The resolved path of an existing ``.duckdb`` file inside one of ``roots``; StoreError otherwise.
+
+    Relative paths are taken from the repository root; ``..`` is refused outright.
+    """
+    text = text.strip()
+    if not text:
+        raise StoreError("no results database given: enter the path of a .duckdb file")
+    candidate = Path(text).expanduser()
+    if ".." in candidate.parts:
+        raise StoreError(f"{text}: paths containing '..' are not allowed")
+    if candidate.suffix != ".duckdb":
+        raise StoreError(f"{text}: not a results database; choose a file ending in .duckdb")
+    resolved = (candidate if candidate.is_absolute() else REPO / candidate).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        listed = ", ".join(str(root) for root in roots)
+        raise StoreError(
+            f"{text} is outside the allowed folders ({listed}); add its folder to CLIPDASH_DB_DIRS"
+        )
+    if not resolved.is_file():
+        raise StoreError(
+            f"results database not found: {resolved}; create it with {PRECOMPUTE.format(db=text)}"
+        )
+    return resolved
+
+
+def frame() -> None:
+    """Page settings and the sidebar's database chooser, drawn around every page."""
+    st.set_page_config(page_title="clipdash", page_icon=":material/insights:", layout="wide")
+    sidebar_database()
+
+
+def sidebar_database() -> None:
+    """The sidebar's database chooser."""
+    roots = allowed_roots()
+    st.sidebar.text_input(
+        "Results database",
+        value=str(default_database()),
+        key=DB_KEY,
+        help="A .duckdb file written by python -m clipdash.precompute, inside: " + ", ".join(map(str, roots)),
+    )
+    found = sorted({p.name for root in roots if root.is_dir() for p in root.glob("*.duckdb")})
+    if found:
+        st.sidebar.caption("Found: " + ", ".join(found))
+
+
+def database() -> Path:
+    """The validated database chosen in the sidebar; shows the problem and stops the page otherwise."""
+    if not st.session_state.get(FRAMED):
+        # Streamlit runs a pages/ file without app.py in its legacy multipage mode (a first request
+        # straight to a page URL on a fresh server; AppTest's switch_page), so the page draws the frame.
+        frame()
+    try:
+        return validate_database_path(st.session_state.get(DB_KEY, str(default_database())), allowed_roots())
+    except StoreError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _cached(name: str, db: str, mtime_ns: int, args: tuple, _fn: Callable[..., Any]) -> Any:
+    return _fn(db, *args)
+
+
+def load(fn: Callable[..., Any], db: Path, *args: Any) -> Any:
+    """``fn(db, *args)`` (a named query), cached per (query, path, mtime, args); shows errors and stops."""
+    try:
+        mtime = db.stat().st_mtime_ns
+        return _cached(f"{fn.__module__}.{fn.__qualname__}", str(db), mtime, args, fn)
+    except (ClipdashError, OSError) as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def runs_in_order(frame: pd.DataFrame) -> list[str]:
+    """The runs in ``frame`` (columns run, epoch), most epochs first: training runs before pretrained ones."""
+    counts = frame.groupby("run")["epoch"].nunique()
+    return counts.sort_values(ascending=False, kind="stable").index.tolist()
+
+
+def no_results(db: Path, what: str = "results", evals: str | None = None) -> None:
+    """The empty-database message, with the command that fills it; stops the page."""
+    command = PRECOMPUTE.format(db=db) + (f" --evals {evals}" if evals else "")
+    st.info(f"No {what} yet — run the precompute:\n\n```\n{command}\n```")
+    st.stop()
+
+
+def show_chart(chart: alt.TopLevelMixin, data: pd.DataFrame, name: str, stretch: bool = True) -> None:
+    """Draw an Altair chart with CSV / PNG / SVG downloads (files are built only when clicked)."""
+    st.altair_chart(chart, width="stretch" if stretch else "content")
+    row = st.container(horizontal=True, gap="small")
+    downloads = (
+        ("CSV", "csv", "text/csv", lambda: data.to_csv(index=False)),
+        ("PNG", "png", "image/png", lambda: charts.chart_image(chart, "png")),
+        ("SVG", "svg", "image/svg+xml", lambda: charts.chart_image(chart, "svg")),
+    )
+    for label, suffix, mime, make in downloads:
+        row.download_button(
+            label,
+            data=make,
+            file_name=f"{name}.{suffix}",
+            mime=mime,
+            key=f"download-{name}-{suffix}",
+            on_click="ignore",
+            type="tertiary",
+            icon=":material/download:",
+        )
+
+
+def stimuli_root() -> Path | None:
+    """The cue-conflict stimuli folder under CLIPDASH_DATA_ROOT (default ../shared/data), if present."""
+    data_root = Path(os.environ.get("CLIPDASH_DATA_ROOT") or REPO.parent / "shared" / "data")
+    stimuli = data_root / "cue-conflict" / "stimuli"
+    return stimuli if stimuli.is_dir() else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _thumbnails(root: str, images: tuple[str, ...]) -> dict[str, str]:
+    return charts.stimulus_thumbnails(Path(root), images)
+
+
+def thumbnails(images: pd.Series) -> dict[str, str]:
+    """Data-URI thumbnails of cue-conflict stimuli when the stimuli folder is available, else none."""
+    root = stimuli_root()
+    return _thumbnails(str(root), tuple(images)) if root is not None else {}

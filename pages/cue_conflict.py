@@ -1,0 +1,82 @@
+"""Cue-conflict: shape vs texture decisions per class against humans, the images, one image over training."""
+
+import streamlit as st
+
+from clipdash import charts
+from clipdash.store import queries
+from pages.common import database, load, no_results, runs_in_order, show_chart, thumbnails
+
+PROTOCOLS = {
+    "two_prompt": "two prompts (shape vs texture class)",
+    "sixteen_class": "16-way zero-shot",
+    "imagenet_mean": "ImageNet-1000 → 16 (mean rule)",
+}
+
+st.title("Cue-conflict: shape or texture?")
+db = database()
+index = load(queries.cue_conflict_index, db)
+if index.empty:
+    no_results(db, "cue-conflict decisions", evals="cue_conflict")
+
+left, right = st.columns([1, 2])
+run = left.selectbox("Run", runs_in_order(index))
+stored = set(index.loc[index["run"] == run, "protocol"])
+protocol = right.radio(
+    "Protocol",
+    [p for p in PROTOCOLS if p in stored] + sorted(stored - set(PROTOCOLS)),
+    format_func=lambda p: PROTOCOLS.get(p, p),
+    horizontal=True,
+)
+epochs = sorted(index.loc[(index["run"] == run) & (index["protocol"] == protocol), "epoch"].tolist())
+epoch = st.select_slider("Epoch", epochs, value=epochs[-1]) if len(epochs) > 1 else epochs[0]
+
+by_class = load(queries.shape_bias_by_class, db, run, protocol, epoch)
+humans = load(queries.human_shape_bias, db)
+overall = by_class.loc[by_class["shape_class"] == "all", "shape_bias"]
+human_mean = humans.loc[(humans["subject"] == "mean") & (humans["shape_class"] == "all"), "shape_bias"]
+cols = st.columns(3)
+cols[0].metric("Shape bias", f"{overall.iloc[0]:.3f}" if len(overall) else "–")
+cols[1].metric("Texture bias", f"{1 - overall.iloc[0]:.3f}" if len(overall) else "–")
+cols[2].metric("Humans (mean of subjects)", f"{human_mean.iloc[0]:.3f}" if len(human_mean) else "–")
+if humans.empty:
+    st.caption(
+        "No human baseline in this database (the precompute stores it when the human trials are found)."
+    )
+show_chart(
+    charts.shape_bias_chart(by_class, humans, f"{run}, epoch {epoch}"),
+    by_class.assign(run=run, epoch=epoch, protocol=protocol),
+    "shape-bias-per-class",
+)
+
+st.header("The images")
+left, middle, right = st.columns([2, 2, 1])
+classes = left.multiselect("Shape class", sorted(set(by_class["shape_class"]) - {"all"}))
+cues = middle.multiselect("Decision follows", list(charts.CUE_COLOURS), default=list(charts.CUE_COLOURS))
+limit = right.number_input("Show at most", min_value=8, max_value=400, value=48, step=8)
+changed = st.toggle("Only images whose decision changed between two epochs", disabled=len(epochs) < 2)
+if changed:
+    a, b = st.columns(2)
+    before = a.selectbox("From epoch", epochs, index=0)
+    after = b.selectbox("To epoch", epochs, index=epochs.index(epoch))
+    both = load(queries.cue_conflict_decisions, db, run, protocol, (before, after))
+    was = both[both["epoch"] == before].set_index("image")["decision"]
+    shown = both[both["epoch"] == after].assign(was=lambda f: f["image"].map(was))
+    shown = shown[shown["decision"] != shown["was"]]
+else:
+    shown = load(queries.cue_conflict_decisions, db, run, protocol, (epoch,))
+if classes:
+    shown = shown[shown["shape_class"].isin(classes)]
+shown = shown[shown["cue"].isin(cues)]
+st.caption(f"{len(shown)} images match; showing {min(len(shown), limit)}.")
+if shown.empty:
+    st.info("No images match these filters.")
+else:
+    page = shown.head(int(limit))
+    show_chart(
+        charts.decision_grid(page, thumbnails(page["image"])), shown, "cue-conflict-images", stretch=False
+    )
+
+    st.header("One image over training")
+    image = st.selectbox("Image", shown["image"].tolist())
+    history = load(queries.image_history, db, run, protocol, image)
+    show_chart(charts.image_history_chart(history, image), history, "image-history")

@@ -1,0 +1,230 @@
+"""Every dashboard page through Streamlit's AppTest: on a database made by the real precompute engine, on
+the bundled database, on an empty one, and on paths that must be refused with a plain error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from clipdash.store import ResultWriter
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+BUNDLED = REPO / "data" / "clipdash.duckdb"
+DB_KEY = "database_path"  # the sidebar's text input (pages/common.py)
+TIMEOUT = 120  # seconds per script run; generous because the first run imports torch on a busy machine
+# page -> how many charts it draws on a database with results
+PAGES = {
+    "pages/home.py": 0,
+    "pages/curves.py": 5,  # the seed paper's four panels + the correlation heatmap
+    "pages/cue_conflict.py": 3,  # shape bias per class, image grid, one image over training
+    "pages/entropy.py": 2,
+    "pages/temperature.py": 3,  # stored accuracy and entropy sweeps, confusion matrix
+}
+
+
+def render(page: str, db: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """Run one page with ``db`` as the default database."""
+    monkeypatch.setenv("CLIPDASH_DB", str(db))
+    monkeypatch.delenv("CLIPDASH_DB_DIRS", raising=False)
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def charts(app: AppTest) -> list:
+    return app.get("vega_lite_chart")
+
+
+@pytest.fixture(scope="session")
+def engine_db(shared_data: Path, tiny_arch: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three epochs of a tiny random CLIP evaluated by ``python -m clipdash.precompute`` on a few images."""
+    import open_clip
+    import torch
+
+    from clipdash.precompute.cli import main
+
+    root = tmp_path_factory.mktemp("engine")
+    run_dir = root / "tinyrun"
+    run_dir.mkdir()
+    torch.manual_seed(0)
+    model = open_clip.create_model(tiny_arch)
+    for epoch in range(3):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+        torch.save({"epoch": epoch, "state_dict": model.state_dict()}, run_dir / f"epoch_{epoch}.pt")
+    db = root / "engine.duckdb"
+    argv = [
+        "--model", f"{tiny_arch}@{run_dir}/", "--data-root", str(shared_data), "--db", str(db),
+        "--device", "cpu", "--limit", "40", "--templates", "photo", "--zeroshot-datasets", "cifar10",
+        "--evals", "zeroshot,noise,tid2013,cue_conflict,class_agnostic", "--probe-train-per-class", "10",
+        "--ca-train-per-class", "10", "--ca-test-per-class", "5", "--embeddings-per-class", "2",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return db
+
+
+@pytest.fixture(scope="session")
+def bundled_db() -> Path:
+    if not BUNDLED.is_file():
+        pytest.skip(f"bundled results database not found at {BUNDLED}")
+    return BUNDLED
+
+
+@pytest.fixture(scope="session")
+def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("empty") / "empty.duckdb"
+    with ResultWriter(path):  # creates the schema, writes no rows
+        pass
+    return path
+
+
+def _check_page_with_results(page: str, app: AppTest) -> None:
+    assert len(charts(app)) == PAGES[page]
+    assert not app.error
+    assert len(app.get("download_button")) == 3 * PAGES[page]  # CSV, PNG, SVG per chart
+    if page == "pages/home.py":
+        assert len(app.dataframe) >= 3  # runs, measurements, datasets
+    if page == "pages/curves.py":
+        assert len(app.multiselect) == 2 and len(app.toggle) == 2
+    if page == "pages/cue_conflict.py":
+        assert len(app.select_slider) == 1  # the epoch slider
+        assert len(app.radio[0].options) == 3  # two_prompt, sixteen_class, imagenet_mean
+    if page == "pages/temperature.py":
+        assert len(app.metric) == 3 and len(app.radio[0].options) == 3
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_on_engine_database(page, engine_db, monkeypatch):
+    app = render(page, engine_db, monkeypatch)
+    _check_page_with_results(page, app)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_on_bundled_database(page, bundled_db, monkeypatch):
+    app = render(page, bundled_db, monkeypatch)
+    _check_page_with_results(page, app)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_on_empty_database(page, empty_db, monkeypatch):
+    app = render(page, empty_db, monkeypatch)
+    assert not charts(app) and not app.error
+    messages = " ".join(info.value for info in app.info)
+    assert messages.startswith("No ") and " yet" in messages
+    if page != "pages/home.py":  # home shows the command in its "Adding results" section
+        assert "run the precompute" in messages and "python -m clipdash.precompute" in messages
+
+
+def _garbage(tmp_path: Path) -> Path:
+    path = tmp_path / "garbage.duckdb"
+    path.write_bytes(b"\x00not a database\xff" * 512)
+    return path
+
+
+def _older(tmp_path: Path) -> Path:
+    path = tmp_path / "older.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES (0)")
+    return path
+
+
+def _foreign(tmp_path: Path) -> Path:
+    path = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    return path
+
+
+BROKEN = {
+    "missing": (lambda tmp: tmp / "missing.duckdb", "not found"),
+    "garbage": (_garbage, "not a readable DuckDB database"),
+    "older": (_older, "older clipdash"),
+    "foreign": (_foreign, "not a clipdash results database"),
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("kind", BROKEN)
+def test_page_on_unusable_database_shows_error(page, kind, tmp_path, monkeypatch):
+    make, message = BROKEN[kind]
+    app = render(page, make(tmp_path), monkeypatch)
+    assert not charts(app)
+    assert len(app.error) == 1 and message in app.error[0].value
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("../outside.duckdb", "'..' are not allowed"),
+        ("data/reference_values.csv", "ending in .duckdb"),
+        ("/etc/passwd.duckdb", "outside the allowed folders"),
+        ("data/absent.duckdb", "not found"),
+    ],
+)
+def test_sidebar_path_is_validated_before_reading(typed, message, empty_db, monkeypatch):
+    app = render("pages/curves.py", empty_db, monkeypatch)
+    app.text_input(key=DB_KEY).set_value(typed).run()
+    assert not app.exception
+    assert len(app.error) == 1 and message in app.error[0].value
+    assert not app.info  # stopped before any query: no "no results" message
+
+
+def test_sidebar_accepts_a_database_in_an_allowed_folder(engine_db, empty_db, monkeypatch):
+    monkeypatch.setenv("CLIPDASH_DB_DIRS", str(engine_db.parent))
+    monkeypatch.setenv("CLIPDASH_DB", str(empty_db))
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.switch_page("pages/entropy.py").run()
+    assert app.info and not charts(app)
+    app.text_input(key=DB_KEY).set_value(str(engine_db)).run()
+    assert not app.exception and not app.error
+    assert len(charts(app)) == PAGES["pages/entropy.py"]
+
+
+def test_entrypoint_renders_home_with_database_chooser(engine_db, monkeypatch):
+    monkeypatch.setenv("CLIPDASH_DB", str(engine_db))
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not app.exception
+    assert app.title[0].value == "clipdash"
+    assert app.sidebar.text_input(key=DB_KEY).value == str(engine_db)
+
+
+def _shown(app: AppTest) -> tuple[str, str]:
+    metrics = {metric.label: metric.value for metric in app.metric}
+    return metrics["Test accuracy"], metrics["Mean entropy (nats)"]
+
+
+def test_temperature_slider_retrains_the_probe(engine_db, monkeypatch):
+    app = render("pages/temperature.py", engine_db, monkeypatch)
+    slider = app.select_slider[-1]
+    assert slider.label == "τ"
+    shown = {}
+    for tau in (0.005, 0.07, 2.0):
+        app.select_slider[-1].set_value(tau).run()
+        assert not app.exception
+        shown[tau] = _shown(app)
+    accuracies = {accuracy for accuracy, _ in shown.values()}
+    entropies = [float(entropy) for _, entropy in shown.values()]
+    assert len(accuracies) > 1  # the probe was refit: accuracy moves with τ
+    assert entropies == sorted(entropies)  # a flatter profile at higher τ
+
+
+def test_cue_conflict_filters_and_history(engine_db, monkeypatch):
+    app = render("pages/cue_conflict.py", engine_db, monkeypatch)
+    app.toggle[0].set_value(True).run()  # only images whose decision changed between two epochs
+    assert not app.exception
+    app.radio[0].set_value("sixteen_class").run()
+    assert not app.exception and len(charts(app)) >= 1
+
+
+def test_curves_normalised_and_any_series(engine_db, monkeypatch):
+    app = render("pages/curves.py", engine_db, monkeypatch)
+    app.toggle[0].set_value(True).run()  # min-max normalise
+    assert not app.exception and len(charts(app)) == PAGES["pages/curves.py"]
+    app.multiselect[1].select(("acc5", "cifar10", "templates=photo")).run()  # any stored series
+    assert not app.exception and len(charts(app)) == PAGES["pages/curves.py"] + 1
