@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (run, epoch, metric, dataset, variant)
 );
 
+-- Unique per (run, epoch, protocol, image); kept unique by the writer (no index: these tables hold most rows).
 CREATE TABLE IF NOT EXISTS cue_conflict_decisions (
     run            VARCHAR NOT NULL,
     epoch          INTEGER NOT NULL,
@@ -49,22 +50,22 @@ CREATE TABLE IF NOT EXISTS cue_conflict_decisions (
     texture_class  VARCHAR NOT NULL,
     decision       VARCHAR NOT NULL,   -- the chosen class (16-way protocols) or the winning cue's class
     shape_score    DOUBLE NOT NULL,    -- cosine (two_prompt) or probability (16-way) of the shape class
-    texture_score  DOUBLE NOT NULL,
-    PRIMARY KEY (run, epoch, protocol, image)
+    texture_score  DOUBLE NOT NULL
 );
 
 -- Per-image entropy of softmax(cos/tau) over the class-agnostic prompts, for histograms.
+-- Unique per (run, epoch, dataset, tau, image_index); kept unique by the writer (no index: these tables hold most rows).
 CREATE TABLE IF NOT EXISTS entropies (
     run          VARCHAR NOT NULL,
     epoch        INTEGER NOT NULL,
     dataset      VARCHAR NOT NULL,
     tau          DOUBLE NOT NULL,
     image_index  INTEGER NOT NULL,
-    entropy      DOUBLE NOT NULL,
-    PRIMARY KEY (run, epoch, dataset, tau, image_index)
+    entropy      DOUBLE NOT NULL
 );
 
 -- Raw cosine(image, generic prompt) per image, so the app can retrain the class-agnostic probe at any tau.
+-- Unique per (run, epoch, dataset, split, image_index); kept unique by the writer (no index: these tables hold most rows).
 CREATE TABLE IF NOT EXISTS class_agnostic_features (
     run          VARCHAR NOT NULL,
     epoch        INTEGER NOT NULL,
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS class_agnostic_prompts (
 );
 
 -- L2-normalised image embeddings of a small probe split, for interactive linear probes.
+-- Unique per (run, epoch, dataset, split, image_index); kept unique by the writer (no index: these tables hold most rows).
 CREATE TABLE IF NOT EXISTS image_embeddings (
     run          VARCHAR NOT NULL,
     epoch        INTEGER NOT NULL,
@@ -89,8 +91,7 @@ CREATE TABLE IF NOT EXISTS image_embeddings (
     split        VARCHAR NOT NULL,
     image_index  INTEGER NOT NULL,
     label        INTEGER NOT NULL,
-    embedding    FLOAT[] NOT NULL,
-    PRIMARY KEY (run, epoch, dataset, split, image_index)
+    embedding    FLOAT[] NOT NULL
 );
 
 -- Human baseline (Geirhos et al. 2019 cue-conflict trials), per subject and shape class.

@@ -22,13 +22,10 @@ import pandas as pd
 from clipdash.errors import StoreError
 from clipdash.store.db import check_schema, create_schema
 
-PER_CHECKPOINT_TABLES = (
-    "metrics",
-    "cue_conflict_decisions",
-    "entropies",
-    "class_agnostic_features",
-    "image_embeddings",
-)
+# Per-image tables have no primary-key index (it would double the file); each is written by exactly one
+# evaluation, so the writer replaces a checkpoint's rows wholesale instead of upserting them.
+PER_IMAGE_TABLES = ("cue_conflict_decisions", "entropies", "class_agnostic_features", "image_embeddings")
+PER_CHECKPOINT_TABLES = ("metrics", *PER_IMAGE_TABLES)
 SHARED_TABLES = ("human_shape_bias", "classnames", "class_agnostic_prompts")
 
 
@@ -67,15 +64,19 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, verb: str = "INSERT") -> None:
     if frame.empty:
         return
     columns = ", ".join(frame.columns)
     con.register("incoming_rows", frame)
     try:
-        con.execute(f"INSERT OR REPLACE INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
+        con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
     finally:
         con.unregister("incoming_rows")
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    _insert(con, table, frame, verb="INSERT OR REPLACE")
 
 
 class ResultWriter:
@@ -154,7 +155,13 @@ class ResultWriter:
                 for table, frame in {"metrics": metrics, **evaluation.tables}.items():
                     if table not in PER_CHECKPOINT_TABLES:
                         raise StoreError(f"unknown table {table!r}; expected one of {PER_CHECKPOINT_TABLES}")
-                    _upsert(con, table, frame.assign(run=result.run, epoch=result.epoch))
+                    if table in PER_IMAGE_TABLES:
+                        con.execute(
+                            f"DELETE FROM {table} WHERE run = ? AND epoch = ?", [result.run, result.epoch]
+                        )
+                        _insert(con, table, frame.assign(run=result.run, epoch=result.epoch))
+                    else:
+                        _upsert(con, table, frame.assign(run=result.run, epoch=result.epoch))
                 con.execute(
                     "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?)",
                     [result.run, result.epoch, evaluation.eval, evaluation.seconds, now],
