@@ -27,8 +27,9 @@ from clipdash.models.checkpoints import CheckpointRef, resolve_checkpoints
 from clipdash.models.configs import register_builtin_configs, register_model_config
 from clipdash.models.loading import LoadedModel, create_architecture, load_weights
 from clipdash.models.spec import ModelSpec, parse_model_spec
+from clipdash.precompute.cache import DecodedCache, default_cache_dir
 from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.encode import TextEncoder
+from clipdash.precompute.encode import PRECISIONS, TextEncoder, check_precision, prepare_model
 from clipdash.precompute.evaluations import list_evaluations, run_evaluation
 from clipdash.precompute.inputs import RunInputs, SplitSizes
 from clipdash.store import CheckpointResult, ResultWriter
@@ -36,6 +37,7 @@ from clipdash.store.queries import summary_table
 
 log = logging.getLogger("clipdash.precompute")
 TEMPLATE_SETS = ("clip", "seed", "photo")
+DEFAULT_BATCH = {"cpu": 256, "cuda": 512}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", type=Path, required=True, help="DuckDB results file (created if absent)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="fp32: float32 weights (bf16 autocast on CUDA); bf16: weights cast to bfloat16 once (CUDA only)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=default_cache_dir(),
+        help="decoded images reused by later runs (default $CLIPDASH_CACHE_DIR or ~/.cache/clipdash/decoded)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="decode every run; write no cache files")
+    parser.add_argument(
+        "--decoder",
+        default="auto",
+        choices=("auto", "pil"),
+        help="auto: JPEGs decoded on the GPU (nvJPEG) when --device is CUDA, else PIL; pil: always PIL",
+    )
+    parser.add_argument(
         "--evals",
         default=",".join(list_evaluations()),
         help=f"comma-separated subset of {','.join(list_evaluations())}",
@@ -73,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--limit", type=int, default=None, help="use at most N images per dataset (quick runs)"
     )
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per forward pass (default: 256 on CPU, 512 on CUDA)",
+    )
     parser.add_argument("--probe-train-per-class", type=int, default=500)
     parser.add_argument("--ca-train-per-class", type=int, default=200)
     parser.add_argument("--ca-test-per-class", type=int, default=100)
@@ -120,12 +146,27 @@ def shared_tables(inputs: RunInputs, evals: list[str]) -> dict[str, pd.DataFrame
     return tables
 
 
+def parse_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda[:N]`` as a torch device; a CUDA device that is not there is a clear error."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ClipdashError(f"unknown device {name!r}; use cpu or cuda[:N]") from exc
+    if device.type not in DEFAULT_BATCH:
+        raise ClipdashError(f"unsupported device {name!r}; use cpu or cuda[:N]")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ClipdashError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    return device
+
+
 class Job:
     """One precompute invocation: runs × checkpoints × evaluations, resumable through the store."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.device = torch.device(args.device)
+        self.device = parse_device(args.device)
+        check_precision(args.precision, self.device)
+        self.batch_size = args.batch_size or DEFAULT_BATCH[self.device.type]
         self.evals = [e.strip() for e in args.evals.split(",") if e.strip()]
         unknown = sorted(set(self.evals) - set(list_evaluations()))
         if unknown:
@@ -152,6 +193,9 @@ class Job:
                 self.args.noise_seed,
                 self.args.download,
                 tuple(n.strip() for n in self.args.zeroshot_datasets.split(",") if n.strip()),
+                DecodedCache(None if self.args.no_cache else self.args.cache_dir),
+                self.device,
+                gpu_decode=self.args.decoder == "auto",
             )
         return self.inputs_by_size[image_size]
 
@@ -170,6 +214,7 @@ class Job:
         self, spec: ModelSpec, todo: list[tuple[CheckpointRef, list[str]]], writer: ResultWriter
     ) -> None:
         loaded = create_architecture(todo[0][0].arch, todo[0][0].tag, device=self.args.device)
+        prepare_model(loaded, self.device, self.args.precision)
         inputs = self.inputs_for(loaded.image_size)
         text = TextEncoder(self.device)
         shared = shared_tables(inputs, self.evals)
@@ -195,9 +240,8 @@ class Job:
         text: TextEncoder,
         evals: list[str],
     ) -> CheckpointResult:
-        loaded.model.to(self.device).eval()
         text.start_checkpoint(loaded)
-        ctx = CheckpointContext(loaded, inputs, text, self.device, self.args.batch_size, self.args.templates)
+        ctx = CheckpointContext(loaded, inputs, text, self.device, self.batch_size, self.args.templates)
         results = []
         bar = tqdm(evals, desc=f"epoch {ref.epoch}", leave=False)
         for name in bar:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from clipdash.data.prompts import templates_for
+from clipdash.evals import linear_probe, torch_probe
 from clipdash.evals.zeroshot import zero_shot_classifier
 from clipdash.models.loading import LoadedModel
 from clipdash.precompute.encode import TextEncoder, encode_images
@@ -33,9 +35,17 @@ class CheckpointContext:
     def features(self, key: str) -> torch.Tensor:
         """L2-normalised image embeddings of an image set (one forward pass per image per checkpoint)."""
         if key not in self._features:
-            pixels = self.inputs.pixels(key)
+            pixels = self.inputs.device_pixels(key)
             self._features[key] = encode_images(self.loaded, pixels, self.device, self.batch_size)
         return self._features[key]
+
+    def linear_probe(
+        self, train_x: Any, train_y: Any, test_x: Any, test_y: Any, classifier: str
+    ) -> dict[str, float]:
+        """``linear_probe``; on CUDA, logistic regression is fitted by torch on the GPU (same objective)."""
+        if classifier == "logreg" and self.device.type == "cuda":
+            return torch_probe.torch_linear_probe(train_x, train_y, test_x, test_y, device=self.device)
+        return linear_probe.linear_probe(train_x, train_y, test_x, test_y, classifier=classifier)
 
     def templates(self, dataset_templates: list[str]) -> list[str]:
         """The chosen template set (``clip`` = the dataset's own CLIP ensemble)."""

@@ -1,7 +1,9 @@
 """Forward passes: uint8 pixels → L2-normalised image embeddings; prompts → text embeddings.
 
 Normalisation (and upsampling of 32-px CIFAR to the model's input size) happens on the device, batch by
-batch, so the decoded uint8 arrays are the only per-run image cache.
+batch, so the decoded uint8 arrays are the only per-run image cache. On CUDA the forward passes run under
+bf16 autocast (``fp32`` weights, the default) or on weights cast to bf16 once (``bf16``), with
+convolutional image towers in channels-last layout.
 """
 
 from __future__ import annotations
@@ -12,36 +14,97 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from clipdash.errors import ClipdashError
 from clipdash.models.loading import LoadedModel
 from clipdash.models.text import trim_padding
+
+PRECISIONS = ("fp32", "bf16")
 
 
 def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise unless ``precision`` is one of ``PRECISIONS`` and can run on ``device`` (bf16: CUDA only)."""
+    if precision not in PRECISIONS:
+        raise ClipdashError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and device.type != "cuda":
+        raise ClipdashError(
+            f"--precision bf16 casts the weights to bfloat16 and runs on a CUDA device only, not {device}; "
+            "use --precision fp32 (the default) on the CPU"
+        )
+
+
+def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+    """True for a convolutional image tower (ResNet, ConvNeXt) on CUDA, where channels-last is faster.
+
+    A ViT's only convolution is its patch embedding, so it keeps the default layout; so does the CPU.
+    """
+    visual = getattr(model, "visual", model)
+    return device.type == "cuda" and sum(isinstance(m, torch.nn.Conv2d) for m in visual.modules()) > 1
+
+
+def prepare_model(loaded: LoadedModel, device: torch.device, precision: str = "fp32") -> None:
+    """Move the model to ``device`` once per run: bf16 weights if asked, channels-last for conv towers.
+
+    ``logit_scale`` (and ``logit_bias``) stay float32, so the learned temperature is not rounded to bf16.
+    Later ``load_weights`` calls copy each checkpoint into these tensors, keeping dtype and layout.
+    """
+    check_precision(precision, device)
+    model = loaded.model.to(device)
+    if precision == "bf16":
+        model.to(torch.bfloat16)
+        for name in ("logit_scale", "logit_bias"):
+            param = getattr(model, name, None)
+            if isinstance(param, torch.Tensor):
+                param.data = param.data.float()
+    if uses_channels_last(model, device):
+        model.visual.to(memory_format=torch.channels_last)
+    model.eval()
+
+
+def _input_dtype(model: torch.nn.Module) -> torch.dtype:
+    visual = getattr(model, "visual", model)
+    return next((p.dtype for p in visual.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _batch_on(chunk: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A uint8 batch on ``device``: host arrays (possibly read-only memory maps) go through pinned memory."""
+    if isinstance(chunk, torch.Tensor):
+        return chunk.to(device)
+    batch = torch.from_numpy(chunk if chunk.flags.writeable else np.array(chunk))
+    if device.type == "cuda":
+        batch = batch.pin_memory()
+    return batch.to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def encode_images(
-    loaded: LoadedModel, pixels: np.ndarray, device: torch.device, batch_size: int
+    loaded: LoadedModel, pixels: np.ndarray | torch.Tensor, device: torch.device, batch_size: int
 ) -> torch.Tensor:
-    """N×H×W×3 uint8 → N×D float32 unit vectors on the CPU."""
+    """N×H×W×3 uint8 (a host array, or a tensor on ``device``) → N×D float32 unit vectors on the CPU."""
     model = loaded.model
+    dtype = _input_dtype(model)
+    channels_last = uses_channels_last(model, device)
     mean = torch.tensor(loaded.mean, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(loaded.std, device=device).view(1, 3, 1, 1) * 255
     out = []
     for start in range(0, len(pixels), batch_size):
-        batch = torch.from_numpy(pixels[start : start + batch_size]).to(device, non_blocking=True)
+        batch = _batch_on(pixels[start : start + batch_size], device)
         x = batch.permute(0, 3, 1, 2).float()
         if x.shape[-1] != loaded.image_size or x.shape[-2] != loaded.image_size:
             x = F.interpolate(
                 x, size=(loaded.image_size, loaded.image_size), mode="bicubic", align_corners=False
             )
             x = x.clamp_(0, 255)
-        x = (x - mean) / std
+        x = ((x - mean) / std).to(dtype)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device):
             features = model.encode_image(x)
-        out.append(F.normalize(features.float(), dim=-1).cpu())
-    return torch.cat(out) if out else torch.empty(0)
+        out.append(F.normalize(features.float(), dim=-1))
+    return torch.cat(out).cpu() if out else torch.empty(0)
 
 
 class TextEncoder:

@@ -2,10 +2,13 @@
 
 Keys name an image set; ``pixels(key)`` gives its N×H×W×3 uint8 array (CIFAR at its native 32 px, the
 rest at the model's input size), and ``features`` in the checkpoint context encodes each key once.
+Decoded arrays are kept in a ``DecodedCache`` on disk for later runs, and ``device_pixels`` keeps them on
+the GPU for the run's checkpoints when they fit.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -13,15 +16,18 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from clipdash.data.cifar import load_cifar
+from clipdash.data.cifar import RELEASES, load_cifar
 from clipdash.data.cue_conflict import CueConflict, load_cue_conflict
 from clipdash.data.decode import decode_images
 from clipdash.data.noise import load_gaussian_noise
+from clipdash.data.prompts import load_prompts
 from clipdash.data.quality import QualityImages
 from clipdash.data.registry import load_dataset
 from clipdash.data.tid2013 import Tid2013, load_tid2013
 from clipdash.data.types import LabeledImages
+from clipdash.precompute.cache import DecodedCache, DevicePixels
 
 log = logging.getLogger(__name__)
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -53,7 +59,11 @@ class SplitSizes:
 
 @dataclass
 class RunInputs:
-    """Datasets under ``data_root`` decoded for one input size; ``limit`` caps every set (quick runs)."""
+    """Datasets under ``data_root`` decoded for one input size; ``limit`` caps every set (quick runs).
+
+    ``cache`` keeps decoded arrays on disk between runs; ``device`` is where the forward passes run: its
+    arrays stay there when they fit, and with ``gpu_decode`` JPEGs are decoded there when it is CUDA.
+    """
 
     data_root: Path
     image_size: int
@@ -62,7 +72,18 @@ class RunInputs:
     noise_seed: int = 0
     download: bool = False
     zeroshot_names: tuple[str, ...] = ("cifar10", "cifar100", "imagenette")
+    cache: DecodedCache = field(default_factory=lambda: DecodedCache(None))
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    gpu_decode: bool = True
     _pixels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+
+    @property
+    def decoder(self) -> str:
+        """``nvjpeg`` (JPEGs decoded on the CUDA device) or ``pil``; part of every cache key."""
+        return "nvjpeg" if self.gpu_decode and self.device.type == "cuda" else "pil"
 
     def _limit_labeled(self, data: LabeledImages) -> LabeledImages:
         if self.limit is None or len(data) <= self.limit:
@@ -79,16 +100,28 @@ class RunInputs:
         sets = {}
         for name in self.zeroshot_names:
             if name.startswith("cifar"):
-                data = load_cifar(self.data_root, name, "test", download=self.download)
+                data = self._cifar(name, "test")
             else:
                 data = load_dataset(name, self.data_root)
             sets[name] = self._limit_labeled(data)
         return sets
 
+    def _cifar(self, name: str, split: str) -> LabeledImages:
+        """``load_cifar`` through the decoded cache, keyed by every file it could read."""
+        folders = [self.data_root / name / split, self.data_root / RELEASES[name].folder]
+        if name == "cifar100" and split == "test":
+            folders.insert(1, self.data_root / "cifar100" / "test-first20")
+        files = [p for folder in folders if folder.is_dir() for p in sorted(folder.rglob("*")) if p.is_file()]
+        load = functools.cache(lambda: load_cifar(self.data_root, name, split, download=self.download))
+        images = self.cache.array(f"{name}-{split}-images", files, lambda: load().images)
+        labels = np.array(self.cache.array(f"{name}-{split}-labels", files, lambda: load().labels))
+        classnames, templates = load_prompts(name)
+        return LabeledImages(name, images, labels, classnames, templates)
+
     @cached_property
     def probe_train(self) -> LabeledImages:
         """CIFAR-10 train images for the linear and class-agnostic probes (first N per class)."""
-        train = load_cifar(self.data_root, "cifar10", "train", download=self.download)
+        train = self._cifar("cifar10", "train")
         per_class = self.splits.probe_train
         if self.limit is not None:
             per_class = min(per_class, math.ceil(self.limit / len(train.classnames)))
@@ -128,6 +161,14 @@ class RunInputs:
             self._pixels[key] = self._load_pixels(key)
         return self._pixels[key]
 
+    def device_pixels(self, key: str) -> np.ndarray | torch.Tensor:
+        """``pixels(key)`` as a uint8 tensor on a CUDA ``device`` when it fits there, else the host array."""
+        return self._resident.get(key, self.pixels(key))
+
+    @cached_property
+    def _resident(self) -> DevicePixels:
+        return DevicePixels(self.device)
+
     def _load_pixels(self, key: str) -> np.ndarray:
         if key in self.zeroshot_names:
             return self._as_pixels(self.labeled(key).images, key)
@@ -148,4 +189,9 @@ class RunInputs:
     def _as_pixels(self, images: list[Path] | np.ndarray, key: str) -> np.ndarray:
         if isinstance(images, np.ndarray):
             return images
-        return decode_images(images, self.image_size, desc=f"decode {key}")
+        device = self.device if self.decoder == "nvjpeg" else "cpu"
+        return self.cache.array(
+            f"{key}-{self.image_size}px-{self.decoder}",
+            images,
+            lambda: decode_images(images, self.image_size, desc=f"decode {key}", device=device),
+        )
