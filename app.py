@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import FRAMED, frame
+from pages.common import FRAMED, frame, prewarm_imports
 
 navigation = st.navigation(
     [
@@ -15,6 +15,7 @@ navigation = st.navigation(
     ]
 )
 frame()
+prewarm_imports()
 st.session_state[FRAMED] = True
 try:
     navigation.run()

@@ -326,9 +326,9 @@ def tau_sweep_chart(sweep: pd.DataFrame, y_title: str, title: str) -> alt.TopLev
         .encode(
             x=alt.X("tau:Q", scale=alt.Scale(type="log"), title="temperature τ"),
             y=alt.Y("value:Q", title=y_title),
-            color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis")),
+            color=alt.Color("epoch:Q", scale=alt.Scale(scheme="viridis"), legend=alt.Legend(format="d")),
             strokeDash=dash,
-            detail="mode:N",
+            detail=["epoch:N", "mode:N"],
             tooltip=["epoch:Q", "mode:N", "tau:Q", alt.Tooltip("value:Q", format=".4f")],
         )
     )

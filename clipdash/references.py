@@ -49,9 +49,10 @@ REFERENCE_RULES = (
     ReferenceRule("srcc", "livec", "*", "livec_srcc", "livec"),
 )
 
-# The seed paper's curve names (Table 1) → our series (metric, dataset, variant glob).
+# Short curve names (the seed paper's Table 1 names where it has them) → our series (metric, dataset, glob).
 CURVE_NAMES = {
     "accuracy": ("acc1", "cifar10", "templates=*"),
+    "noisy_accuracy": ("acc1", "cifar10-c/gaussian_noise", "severity=mean;*"),
     "tid2013": ("srcc", "tid2013", "distortion=all"),
     "texture_bias": ("texture_bias", "cue-conflict", "protocol=two_prompt;*"),
     "noise_sensitivity": ("noise_drop", "cifar10-c/gaussian_noise", "severity=mean;*"),
@@ -88,7 +89,7 @@ def references_for(references: pd.DataFrame, metric: str, dataset: str, variant:
 
 
 def curve_series_name(metric: str, dataset: str, variant: str) -> str | None:
-    """The seed paper's name for one of our series (see :data:`CURVE_NAMES`), or None."""
+    """The short name of one of our series (see :data:`CURVE_NAMES`), or None."""
     for name, (m, d, glob) in CURVE_NAMES.items():
         if (m, d) == (metric, dataset) and fnmatchcase(variant, glob):
             return name

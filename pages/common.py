@@ -8,7 +8,10 @@ on the next rerun.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ BUNDLED_DB = REPO / "data" / "clipdash.duckdb"
 REFERENCES_CSV = REPO / "data" / "reference_values.csv"
 DB_KEY = "database_path"
 FRAMED = "clipdash_framed"  # set by app.py while it runs the page inside its frame
+# Slow first imports (SciPy, scikit-learn, torch) behind the Curves and Temperature pages.
+HEAVY_MODULES = ("clipdash.evals.curves", "clipdash.evals.retrain")
 PRECOMPUTE = "python -m clipdash.precompute --model ARCH@runs/<run>/ --data-root ../shared/data --db {db}"
 
 
@@ -70,6 +75,18 @@ def frame() -> None:
     """Page settings and the sidebar's database chooser, drawn around every page."""
     st.set_page_config(page_title="clipdash", page_icon=":material/insights:", layout="wide")
     sidebar_database()
+
+
+@functools.cache
+def prewarm_imports() -> None:
+    """Import :data:`HEAVY_MODULES` in a background thread, once per server process, so the first visit to
+    Curves or Temperature does not wait seconds for SciPy and scikit-learn to load."""
+
+    def load_modules() -> None:
+        for name in HEAVY_MODULES:
+            importlib.import_module(name)
+
+    threading.Thread(target=load_modules, name="clipdash-prewarm", daemon=True).start()
 
 
 def sidebar_database() -> None:

@@ -71,6 +71,8 @@ st.caption(f"{len(shown)} images match; showing {min(len(shown), limit)}.")
 if shown.empty:
     st.info("No images match these filters.")
 else:
+    # round-robin over the shape classes, so the first images shown cover every class
+    shown = shown.assign(rank=shown.groupby("shape_class").cumcount()).sort_values(["rank", "shape_class"])
     page = shown.head(int(limit))
     show_chart(
         charts.decision_grid(page, thumbnails(page["image"])), shown, "cue-conflict-images", stretch=False

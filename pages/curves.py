@@ -76,6 +76,7 @@ wide = one_run.assign(
     curve=[names[s] for s in zip(one_run["metric"], one_run["dataset"], one_run["variant"], strict=True)]
 )
 wide = wide.pivot_table(index="epoch", columns="curve", values="value", aggfunc="first").sort_index()
+wide = wide[[names[s] for s in chosen if names.get(s) in wide.columns]]  # in the order chosen
 matrix = curve_correlations(wide)
 peaks = peak_epochs(wide)
 show_chart(

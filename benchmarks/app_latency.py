@@ -1,0 +1,129 @@
+"""Dashboard latency on a results database (run by hand, never in tests).
+
+    python benchmarks/app_latency.py [--db data/clipdash.duckdb] [--taus 50]
+
+Prints, per page, the first render through Streamlit's AppTest (wall seconds, and the process's CPU
+seconds, which stay meaningful on a busy machine)
+- cold: in a fresh Python process (the first visitor after the server starts: imports included), and
+- warm: in one process with the imports done but every st.cache_data cache cleared (a page's first visit),
+then the Temperature page's τ-slider latency (a script rerun that refits the probe) as p50/p95 over
+``--taus`` slider values per classifier, next to the refit alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+PAGES = (
+    "pages/home.py",
+    "pages/curves.py",
+    "pages/cue_conflict.py",
+    "pages/entropy.py",
+    "pages/temperature.py",
+)
+
+
+def render_seconds(page: str) -> tuple[float, float]:
+    """Wall and CPU seconds for one AppTest render of ``page`` (raises if the page raised)."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(APP, default_timeout=600)
+    wall, cpu = time.perf_counter(), time.process_time()
+    app.switch_page(page).run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if app.exception:
+        raise RuntimeError(f"{page} raised: {app.exception[0].value}")
+    return wall, cpu
+
+
+def cold_seconds(page: str, db: Path) -> tuple[float, float]:
+    """``render_seconds`` in a fresh interpreter: the page's imports (altair, duckdb, sklearn, ...) included,
+    Streamlit's own not (a running server has those)."""
+    env = {**os.environ, "CLIPDASH_DB": str(db)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", page], env=env, check=True, capture_output=True, text=True
+    )
+    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def slider_latency(n_taus: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Per classifier: rerun seconds after each τ move, and the refit alone, over ``n_taus`` values."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from clipdash.evals.retrain import retrain_class_agnostic
+    from clipdash.store import queries
+
+    db = Path(os.environ["CLIPDASH_DB"])
+    results = {}
+    for classifier in ("linear_svm", "logreg", "mlp"):
+        st.cache_data.clear()
+        app = AppTest.from_file(APP, default_timeout=600)
+        app.switch_page("pages/temperature.py").run()
+        app.radio[0].set_value(classifier).run()
+        slider = app.select_slider[-1]
+        options = [float(v) for v in slider.options]
+        taus = [options[i] for i in np.linspace(0, len(options) - 1, n_taus).round().astype(int)]
+        reruns = []
+        for tau in taus:
+            start = time.perf_counter()
+            app.select_slider[-1].set_value(tau).run()
+            reruns.append(time.perf_counter() - start)
+        index = queries.class_agnostic_index(db)
+        last = index[index["run"] == index["run"].iloc[-1]].iloc[-1]
+        splits = queries.class_agnostic_features(db, last["run"], int(last["epoch"]), last["dataset"])
+        fits = []
+        for tau in taus:
+            start = time.perf_counter()
+            retrain_class_agnostic(
+                splits.train_x, splits.train_y, splits.test_x, splits.test_y, tau, classifier
+            )
+            fits.append(time.perf_counter() - start)
+        results[classifier] = (reruns, fits)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", type=Path, default=REPO / "data" / "clipdash.duckdb")
+    parser.add_argument("--taus", type=int, default=50, help="slider values per classifier")
+    parser.add_argument("--child", metavar="PAGE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    if args.child:
+        print(json.dumps(render_seconds(args.child)))
+        return
+    if not args.db.is_file():
+        parser.error(f"results database not found: {args.db}")
+    os.environ["CLIPDASH_DB"] = str(args.db.resolve())
+
+    import streamlit as st
+
+    print(f"database: {args.db}\n")
+    print(f"{'page':<24}{'cold wall':>10}{'cold cpu':>10}{'warm wall':>10}{'warm cpu':>10}  (seconds)")
+    for page in PAGES:
+        cold = cold_seconds(page, args.db)
+        render_seconds(page)  # imports this page's modules in this process
+        st.cache_data.clear()
+        warm = render_seconds(page)
+        print(f"{page:<24}" + "".join(f"{v:>10.2f}" for v in (*cold, *warm)))
+
+    print(f"\nτ slider, {args.taus} values per classifier (rerun = what the user waits for)")
+    print(f"{'classifier':<12}{'rerun p50':>11}{'rerun p95':>11}{'refit p50':>11}{'refit p95':>11}")
+    for classifier, (reruns, fits) in slider_latency(args.taus).items():
+        p = [np.percentile(x, q) * 1000 for x in (reruns, fits) for q in (50, 95)]
+        print(f"{classifier:<12}" + "".join(f"{v:>9.0f}ms" for v in p))
+
+
+if __name__ == "__main__":
+    main()
