@@ -4,7 +4,9 @@
 
 Prints, per page, the first render through Streamlit's AppTest (wall seconds, and the process's CPU
 seconds, which stay meaningful on a busy machine)
-- cold: in a fresh Python process (the first visitor after the server starts: imports included), and
+- cold: in a fresh Python process (a deep link right after the server starts: the page's imports included),
+- after home: in a fresh process, a few seconds after the entrypoint rendered Home (the usual first visit:
+  app.py's background prewarm has imported SciPy and scikit-learn meanwhile), and
 - warm: in one process with the imports done but every st.cache_data cache cleared (a page's first visit),
 then the Temperature page's τ-slider latency (a script rerun that refits the probe) as p50/p95 over
 ``--taus`` slider values per classifier, next to the refit alone.
@@ -24,6 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
+HOME_READING_S = 5.0  # how long a visitor looks at Home before opening another page
 PAGES = (
     "pages/home.py",
     "pages/curves.py",
@@ -33,11 +36,14 @@ PAGES = (
 )
 
 
-def render_seconds(page: str) -> tuple[float, float]:
+def render_seconds(page: str, after_home: bool = False) -> tuple[float, float]:
     """Wall and CPU seconds for one AppTest render of ``page`` (raises if the page raised)."""
     from streamlit.testing.v1 import AppTest
 
     app = AppTest.from_file(APP, default_timeout=600)
+    if after_home:
+        app.run()
+        time.sleep(HOME_READING_S)
     wall, cpu = time.perf_counter(), time.process_time()
     app.switch_page(page).run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -46,12 +52,16 @@ def render_seconds(page: str) -> tuple[float, float]:
     return wall, cpu
 
 
-def cold_seconds(page: str, db: Path) -> tuple[float, float]:
+def cold_seconds(page: str, db: Path, after_home: bool = False) -> tuple[float, float]:
     """``render_seconds`` in a fresh interpreter: the page's imports (altair, duckdb, sklearn, ...) included,
     Streamlit's own not (a running server has those)."""
     env = {**os.environ, "CLIPDASH_DB": str(db)}
     out = subprocess.run(
-        [sys.executable, __file__, "--child", page], env=env, check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--child", page, *(["--after-home"] if after_home else [])],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -98,10 +108,11 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=REPO / "data" / "clipdash.duckdb")
     parser.add_argument("--taus", type=int, default=50, help="slider values per classifier")
     parser.add_argument("--child", metavar="PAGE", help=argparse.SUPPRESS)
+    parser.add_argument("--after-home", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     if args.child:
-        print(json.dumps(render_seconds(args.child)))
+        print(json.dumps(render_seconds(args.child, args.after_home)))
         return
     if not args.db.is_file():
         parser.error(f"results database not found: {args.db}")
@@ -110,13 +121,15 @@ def main() -> None:
     import streamlit as st
 
     print(f"database: {args.db}\n")
-    print(f"{'page':<24}{'cold wall':>10}{'cold cpu':>10}{'warm wall':>10}{'warm cpu':>10}  (seconds)")
+    header = ("cold wall", "cold cpu", "home→wall", "home→cpu", "warm wall", "warm cpu")
+    print(f"{'page':<24}" + "".join(f"{h:>11}" for h in header) + "  (seconds)")
     for page in PAGES:
         cold = cold_seconds(page, args.db)
+        after_home = cold_seconds(page, args.db, after_home=True)
         render_seconds(page)  # imports this page's modules in this process
         st.cache_data.clear()
         warm = render_seconds(page)
-        print(f"{page:<24}" + "".join(f"{v:>10.2f}" for v in (*cold, *warm)))
+        print(f"{page:<24}" + "".join(f"{v:>11.2f}" for v in (*cold, *after_home, *warm)))
 
     print(f"\nτ slider, {args.taus} values per classifier (rerun = what the user waits for)")
     print(f"{'classifier':<12}{'rerun p50':>11}{'rerun p95':>11}{'refit p50':>11}{'refit p95':>11}")

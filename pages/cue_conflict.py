@@ -72,7 +72,8 @@ if shown.empty:
     st.info("No images match these filters.")
 else:
     # round-robin over the shape classes, so the first images shown cover every class
-    shown = shown.assign(rank=shown.groupby("shape_class").cumcount()).sort_values(["rank", "shape_class"])
+    rank = shown.groupby("shape_class").cumcount()
+    shown = shown.assign(rank=rank).sort_values(["rank", "shape_class"]).drop(columns="rank")
     page = shown.head(int(limit))
     show_chart(
         charts.decision_grid(page, thumbnails(page["image"])), shown, "cue-conflict-images", stretch=False
