@@ -1,5 +1,6 @@
 """Probe an image: one image through one model, live — cue-conflict votes, zero-shot top-5, prompt profile."""
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -8,6 +9,7 @@ from PIL import Image
 from clipdash import live
 from clipdash.data.upload import MAX_UPLOAD_BYTES, decode_upload
 from clipdash.errors import ClipdashError, StoreError
+from clipdash.models.configs import register_model_config
 from pages.common import (
     DB_KEY,
     REPO,
@@ -24,6 +26,13 @@ UPLOAD, EXAMPLE = "Upload an image", "Cue-conflict example"
 CUSTOM = "Custom labels…"
 TAUS = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
 DEFAULT_EXAMPLE = "cat/cat10-elephant3.png"
+
+
+@st.cache_resource(show_spinner=False)
+def register_configs(paths: tuple[str, ...]) -> list[str]:
+    """Register the model configs in CLIPDASH_MODEL_CONFIGS (custom architectures, as the precompute's
+    --model-config), once per server, so their checkpoints in the database can be probed too."""
+    return [register_model_config(path) for path in paths]
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -127,6 +136,10 @@ def choose_labels() -> live.LabelSet | None:
 
 
 st.title("Probe an image")
+try:
+    register_configs(tuple(p for p in os.environ.get("CLIPDASH_MODEL_CONFIGS", "").split(os.pathsep) if p))
+except ClipdashError as exc:
+    st.error(f"CLIPDASH_MODEL_CONFIGS: {exc}")
 st.caption(
     "One image through one model, computed live: which of the 16 cue-conflict classes it looks like, the "
     "two-prompt shape-vs-texture vote, zero-shot top-5 on a label set, and how peaked its profile over "

@@ -60,6 +60,10 @@ def open_page(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], **overrides:
     for name in ("CLIPDASH_DB", "CLIPDASH_DATA_ROOT"):
         monkeypatch.setenv(name, overrides.get(name, env[name]))
     monkeypatch.delenv("CLIPDASH_DB_DIRS", raising=False)
+    if "CLIPDASH_MODEL_CONFIGS" in overrides:
+        monkeypatch.setenv("CLIPDASH_MODEL_CONFIGS", overrides["CLIPDASH_MODEL_CONFIGS"])
+    else:
+        monkeypatch.delenv("CLIPDASH_MODEL_CONFIGS", raising=False)
     app = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     app.switch_page(PAGE).run()
     model = app.selectbox(key="probe_model")
@@ -141,3 +145,10 @@ def test_typed_model_must_be_a_pretrained_tag(monkeypatch, probe_env):
     assert "ARCH:TAG" in app.error[0].value
     app.text_input(key="probe_spec").set_value("ViT-Q-99:openai").run()
     assert "unknown architecture" in app.error[0].value
+
+
+def test_a_missing_model_config_is_reported(monkeypatch, probe_env, tmp_path):
+    app = open_page(monkeypatch, probe_env, CLIPDASH_MODEL_CONFIGS=str(tmp_path / "absent.json"))
+    assert [e.value for e in app.error] == [
+        f"CLIPDASH_MODEL_CONFIGS: model config not found: {tmp_path / 'absent.json'}"
+    ]
