@@ -11,8 +11,10 @@ One run, one model, one list of images (Imagenette val + CIFAR-10 test from ../s
     opens every file with PIL and applies open_clip's eval preprocess, then the forward pass (autocast on
     CUDA).
 
-It prints one table and the ratios b/a and b/c, and, unless ``--skip-probes``, times the logistic-regression
-probe (scikit-learn on the CPU vs torch on the device) on the CIFAR-10 embeddings of the last checkpoint.
+(a), (b) and (c) run interleaved, checkpoint by checkpoint, so a shared machine's load spikes hit all three
+alike. It prints one table and the ratios b/a and b/c, and, unless ``--skip-probes``, times the
+logistic-regression probe (scikit-learn on the CPU vs torch on the device) on the CIFAR-10 embeddings of
+the last checkpoint. CIFAR-10 is decoded whole (10,000 images) whatever ``--limit`` says, as in clipdash.
 Never part of the test suite.
 
     python benchmarks/precompute_throughput.py --device cpu --model clipdash-vit-t4-minilm
@@ -150,74 +152,75 @@ def baseline_features(
     return torch.cat(out)
 
 
-def ceiling(loaded: LoadedModel, device: torch.device, batch_size: int, n_images: int) -> float:
-    """(a): images/s of ``encode_images`` on random uint8 images already on the device."""
+def random_pixels(loaded: LoadedModel, device: torch.device, n_images: int) -> torch.Tensor:
+    """(a)'s input: random uint8 images already on the device."""
     size = loaded.image_size
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (n_images, size, size, 3), dtype=torch.uint8, generator=generator)
-    pixels = pixels.to(device)
+    return pixels.to(device)
+
+
+def one_time_decode(args, loaded, device, cache_dir: Path, files_by_set) -> tuple[RunInputs, dict]:
+    """(b)'s one-time part: decode into a fresh cache and upload; then a warm re-read of that cache."""
+
+    def make_inputs() -> RunInputs:
+        return RunInputs(
+            args.data_root,
+            loaded.image_size,
+            args.limit,
+            zeroshot_names=DATASETS,
+            cache=DecodedCache(cache_dir),
+            device=device,
+        )
+
+    inputs = make_inputs()
+    decode_s, _ = timed(device, lambda: [inputs.pixels(key) for key in DATASETS])
+    upload_s, _ = timed(device, lambda: [inputs.device_pixels(key) for key in DATASETS])
+    warm = make_inputs()
+    warm_s, _ = timed(device, lambda: [warm.pixels(key) for key in DATASETS])
+    n_images = sum(len(inputs.pixels(key)) for key in DATASETS)
+    if n_images != sum(len(files) for files in files_by_set.values()):
+        raise RuntimeError("the engine and the baseline see different image lists")
+    return inputs, {
+        "images": n_images,
+        "decode_s": decode_s,
+        "upload_s": upload_s,
+        "warm_cache_read_s": warm_s,
+        "decoder": inputs.decoder,
+        "cache_mib": sum(p.stat().st_size for p in cache_dir.iterdir()) / 2**20,
+    }
+
+
+def per_checkpoint(
+    args, loaded, device, batch_size, inputs, files_by_set, checkpoints, with_baseline: bool
+) -> tuple[dict, dict]:
+    """(a), (b) and (c) interleaved checkpoint by checkpoint, so a shared machine's load hits all three."""
+    n_images = sum(len(inputs.pixels(key)) for key in DATASETS)
+    pixels = random_pixels(loaded, device, min(args.ceiling_images, n_images))
     encode_images(loaded, pixels[:batch_size], device, batch_size)  # warm-up
-    seconds, _ = timed(device, lambda: encode_images(loaded, pixels, device, batch_size))
-    return n_images / seconds
-
-
-def engine(args, loaded, device, batch_size, files_by_set, checkpoints) -> tuple[dict, dict]:
-    """(b): one-time decode into a fresh cache, a warm re-read, then K checkpoints of encoding."""
-    cache_dir = Path(tempfile.mkdtemp(prefix="clipdash-bench-cache-"))
-    try:
-        cache = DecodedCache(cache_dir)
-
-        def make_inputs() -> RunInputs:
-            return RunInputs(
-                args.data_root,
-                loaded.image_size,
-                args.limit,
-                zeroshot_names=DATASETS,
-                cache=cache,
-                device=device,
-            )
-
-        inputs = make_inputs()
-        decode_s, _ = timed(device, lambda: [inputs.pixels(key) for key in DATASETS])
-        upload_s, _ = timed(device, lambda: [inputs.device_pixels(key) for key in DATASETS])
-        warm = make_inputs()
-        warm_s, _ = timed(device, lambda: [warm.pixels(key) for key in DATASETS])
-        n_images = sum(len(inputs.pixels(key)) for key in DATASETS)
-        if n_images != sum(len(files) for files in files_by_set.values()):
-            raise RuntimeError("the engine and the baseline see different image lists")
-        seconds, features = [], {}
-        for k in range(args.checkpoints):
-            checkpoints.load(k)
-            ctx = CheckpointContext(loaded, inputs, None, device, batch_size, "clip")  # type: ignore[arg-type]
-            s, features = timed(device, lambda ctx=ctx: {key: ctx.features(key) for key in DATASETS})
-            seconds.append(s)
-        return {
-            "images": n_images,
-            "decode_s": decode_s,
-            "upload_s": upload_s,
-            "warm_cache_read_s": warm_s,
-            "checkpoint_s": seconds,
-            "decoder": inputs.decoder,
-            "cache_mib": sum(p.stat().st_size for p in cache_dir.iterdir()) / 2**20,
-        }, features
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-
-
-def baseline(args, loaded, device, batch_size, files_by_set, checkpoints) -> tuple[dict, dict]:
-    """(c): K checkpoints, each decoding and preprocessing every image again in DataLoader workers."""
-    seconds, features = [], {}
+    times: dict[str, list[float]] = {"ceiling_s": [], "engine_s": [], "baseline_s": []}
+    cosines, features = [], {}
     for k in range(args.checkpoints):
         checkpoints.load(k)
-        s, features = timed(
-            device,
-            lambda: {
-                key: baseline_features(loaded, files, device, batch_size, args.workers)
-                for key, files in files_by_set.items()
-            },
-        )
-        seconds.append(s)
-    return {"checkpoint_s": seconds, "workers": args.workers}, features
+        seconds, _ = timed(device, lambda: encode_images(loaded, pixels, device, batch_size))
+        times["ceiling_s"].append(seconds)
+        ctx = CheckpointContext(loaded, inputs, None, device, batch_size, "clip")  # type: ignore[arg-type]
+        seconds, features = timed(device, lambda ctx=ctx: {key: ctx.features(key) for key in DATASETS})
+        times["engine_s"].append(seconds)
+        if with_baseline:
+            seconds, reference = timed(
+                device,
+                lambda: {
+                    key: baseline_features(loaded, files, device, batch_size, args.workers)
+                    for key, files in files_by_set.items()
+                },
+            )
+            times["baseline_s"].append(seconds)
+            cosines.append(torch.cat([(features[key] * reference[key]).sum(dim=1) for key in DATASETS]))
+    rates = {"ceiling_images": len(pixels), **times}
+    if cosines:
+        rates["agreement_cosine"] = float(torch.cat(cosines).mean())
+    return rates, features
 
 
 def decode_difference(args, loaded, device, files_by_set) -> dict:
@@ -246,36 +249,49 @@ def probes(features: torch.Tensor, labels: np.ndarray, device: torch.device) -> 
     return rows
 
 
+def rate(images: int, seconds: list[float]) -> float:
+    """images/s over all checkpoints."""
+    return images * len(seconds) / sum(seconds)
+
+
 def report(results: dict) -> str:
     """The results as a Markdown table plus the ratios."""
-    n, k = results["engine"]["images"], results["checkpoints"]
-    engine_s = sum(results["engine"]["checkpoint_s"])
-    baseline_s = sum(results["baseline"]["checkpoint_s"])
-    one_time = results["engine"]["decode_s"] + results["engine"]["upload_s"]
+    once, n, k = results["one_time"], results["one_time"]["images"], results["checkpoints"]
+    one_time_s = once["decode_s"] + once["upload_s"]
     lines = [
-        f"model {results['model']} ({results['image_size']} px), device {results['device_name']}, "
+        f"model {results['model']} ({results['image_size']} px), {results['device_name']}, "
         f"{n} images x {k} checkpoints, batch {results['batch_size']}",
         "",
         "| measurement | seconds | images/s |",
         "|---|---:|---:|",
+        f"| (b) one-time decode ({once['decoder']}) + cache write + upload | {one_time_s:.1f} | "
+        f"{n / one_time_s:,.0f} |",
+        f"| (b) re-read of the warm cache ({once['cache_mib']:.0f} MiB) | "
+        f"{once['warm_cache_read_s']:.2f} | |",
     ]
-    for precision, rate in results["ceiling"].items():
-        lines.append(f"| (a) model only, {precision} | | {rate:,.0f} |")
-    lines += [
-        f"| (b) clipdash, one-time decode ({results['engine']['decoder']}) + cache write | "
-        f"{results['engine']['decode_s']:.1f} | {n / results['engine']['decode_s']:,.0f} |",
-        f"| (b) clipdash, re-read of the warm cache | {results['engine']['warm_cache_read_s']:.2f} | |",
-        f"| (b) clipdash, {k} checkpoints | {engine_s:.1f} | {n * k / engine_s:,.0f} |",
-        f"| (b) clipdash, {k} checkpoints incl. the one-time decode | {engine_s + one_time:.1f} | "
-        f"{n * k / (engine_s + one_time):,.0f} |",
-        f"| (c) DataLoader + PIL + preprocess per checkpoint ({results['baseline']['workers']} workers) | "
-        f"{baseline_s:.1f} | {n * k / baseline_s:,.0f} |",
-        "",
-        f"b/a = {n * k / engine_s / results['ceiling']['fp32']:.2f} (of the fp32 ceiling); "
-        f"b/c = {baseline_s / engine_s:.1f}x "
-        f"(incl. the one-time decode: {baseline_s / (engine_s + one_time):.1f}x)",
-        f"embeddings (b) vs (c), mean cosine: {results['agreement_cosine']:.4f}",
-    ]
+    ratios = []
+    for precision, run in results["runs"].items():
+        a, b = rate(run["ceiling_images"], run["ceiling_s"]), rate(n, run["engine_s"])
+        engine_s = sum(run["engine_s"])
+        lines += [
+            f"| (a) model only, {precision} | | {a:,.0f} |",
+            f"| (b) clipdash, {precision} | {engine_s:.1f} | {b:,.0f} |",
+            f"| (b) clipdash, {precision}, incl. the one-time decode | {engine_s + one_time_s:.1f} | "
+            f"{n * k / (engine_s + one_time_s):,.0f} |",
+        ]
+        ratios.append(f"b/a ({precision}) = {b / a:.2f}")
+        if run["baseline_s"]:
+            c = rate(n, run["baseline_s"])
+            lines.append(
+                f"| (c) DataLoader + PIL + preprocess ({results['workers']} workers), {precision} | "
+                f"{sum(run['baseline_s']):.1f} | {c:,.0f} |"
+            )
+            ratios.append(
+                f"b/c = {b / c:.1f}x (incl. the one-time decode, all {k} checkpoints: "
+                f"{sum(run['baseline_s']) / (engine_s + one_time_s):.1f}x)"
+            )
+            ratios.append(f"embeddings (b) vs (c): mean cosine {run['agreement_cosine']:.4f}")
+    lines += ["", "; ".join(ratios)]
     if "decode_difference" in results:
         diff = results["decode_difference"]
         lines.append(
@@ -305,33 +321,35 @@ def main(argv: list[str] | None = None) -> dict:
         "imagenette": RunInputs(args.data_root, loaded.image_size, args.limit).labeled("imagenette").images,
         "cifar10": cifar_files,
     }
-    n_ceiling = min(args.ceiling_images, sum(len(files) for files in files_by_set.values()))
+    cpu_name = platform.processor() or platform.machine()
     results: dict = {
         "model": args.model,
         "image_size": loaded.image_size,
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {cpu_name}",
         "cpu_cores": os.cpu_count(),
         "checkpoints": args.checkpoints,
         "batch_size": batch_size,
-        "ceiling": {"fp32": ceiling(loaded, device, batch_size, n_ceiling)},
+        "workers": args.workers,
+        "runs": {},
     }
     checkpoints = Checkpoints(loaded.model)
-    results["engine"], engine_features = engine(args, loaded, device, batch_size, files_by_set, checkpoints)
-    results["baseline"], baseline_feats = baseline(
-        args, loaded, device, batch_size, files_by_set, checkpoints
-    )
-    results["agreement_cosine"] = float(
-        torch.cat([(engine_features[key] * baseline_feats[key]).sum(dim=1) for key in DATASETS]).mean()
-    )
-    if device.type == "cuda":
-        results["decode_difference"] = decode_difference(args, loaded, device, files_by_set)
-    if not args.skip_probes:
-        results["probes"] = probes(engine_features["cifar10"], cifar_labels, device)
-    if device.type == "cuda":
-        prepare_model(loaded, device, "bf16")
-        results["ceiling"]["bf16"] = ceiling(loaded, device, batch_size, n_ceiling)
+    cache_dir = Path(tempfile.mkdtemp(prefix="clipdash-bench-cache-"))
+    try:
+        inputs, results["one_time"] = one_time_decode(args, loaded, device, cache_dir, files_by_set)
+        results["runs"]["fp32"], features = per_checkpoint(
+            args, loaded, device, batch_size, inputs, files_by_set, checkpoints, with_baseline=True
+        )
+        if device.type == "cuda":
+            results["decode_difference"] = decode_difference(args, loaded, device, files_by_set)
+        if not args.skip_probes:
+            results["probes"] = probes(features["cifar10"], cifar_labels, device)
+        if device.type == "cuda":
+            prepare_model(loaded, device, "bf16")
+            results["runs"]["bf16"], _ = per_checkpoint(
+                args, loaded, device, batch_size, inputs, files_by_set, checkpoints, with_baseline=False
+            )
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
