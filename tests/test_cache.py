@@ -94,6 +94,19 @@ def test_a_corrupt_cache_file_is_reported_and_rebuilt(tmp_path, caplog, damage):
     assert entry.read_bytes() == content
 
 
+def test_temporary_files_of_killed_writers_are_removed(tmp_path):
+    paths = write_images(tmp_path / "images")
+    cache = DecodedCache(tmp_path / "cache")
+    entry = cache.entry_path("set", paths)
+    entry.parent.mkdir()
+    dead = entry.with_name(f".{entry.name}.999999999.tmp")  # above any pid_max
+    mine = entry.with_name(f".{entry.name}.{os.getppid()}.tmp")  # a writer still running
+    for tmp in (dead, mine):
+        tmp.write_bytes(b"partial")
+    cache.array("set", paths, CountingBuild(paths))
+    assert not dead.exists() and mine.exists() and entry.is_file()
+
+
 def test_no_cache_root_or_an_unwritable_one_still_returns_the_array(tmp_path, caplog):
     paths = write_images(tmp_path / "images")
     build = CountingBuild(paths)

@@ -127,7 +127,10 @@ def device_decodable(path: Path) -> bool:
 
 
 def _decode_jpeg(data: torch.Tensor | list[torch.Tensor], device: torch.device):
-    return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # nvJPEG may work on its own stream
+    return images
 
 
 def _decode_jpegs(paths: list[Path], device: torch.device) -> list[torch.Tensor]:
