@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Decoded-image cache of this test session only (not the user's ~/.cache/clipdash).
+os.environ.setdefault("CLIPDASH_CACHE_DIR", tempfile.mkdtemp(prefix="clipdash-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).parent / "assets"

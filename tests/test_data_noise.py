@@ -62,7 +62,9 @@ def test_bad_severity():
 
 def _clean(name: str = "cifar10", n: int = 4) -> LabeledImages:
     images = np.full((n, 32, 32, 3), 128, np.uint8)
-    return LabeledImages(name, images, np.arange(n, dtype=np.int64) % 10, [str(i) for i in range(10)], ["{c}"])
+    return LabeledImages(
+        name, images, np.arange(n, dtype=np.int64) % 10, [str(i) for i in range(10)], ["{c}"]
+    )
 
 
 def test_regenerates_without_release(tmp_path, caplog):

@@ -16,7 +16,7 @@ from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
 from clipdash.data.cue_conflict import load_imagenet16_indices
 from clipdash.data.prompts import imagenet_templates
-from clipdash.evals import class_agnostic, cue_conflict, linear_probe, noise, quality, tid2013, zeroshot
+from clipdash.evals import class_agnostic, cue_conflict, noise, quality, tid2013, zeroshot
 from clipdash.precompute.context import CheckpointContext
 from clipdash.precompute.inputs import SEVERITIES, first_per_class
 from clipdash.store import EvalResult, format_variant
@@ -188,7 +188,7 @@ def evaluate_probe(ctx: CheckpointContext) -> EvalResult:
     train, test, train_x, test_x = _probe_splits(ctx)
     rows: Rows = []
     for classifier in ("logreg", "linear_svm"):
-        values = linear_probe.linear_probe(train_x, train.labels, test_x, test.labels, classifier=classifier)
+        values = ctx.linear_probe(train_x, train.labels, test_x, test.labels, classifier)
         rows += _rows(values, "cifar10", classifier=classifier, n_train=len(train_x))
     per_class = ctx.inputs.splits.embeddings
     tables = [
