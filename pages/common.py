@@ -137,6 +137,14 @@ def runs_in_order(frame: pd.DataFrame) -> list[str]:
     return counts.sort_values(ascending=False, kind="stable").index.tolist()
 
 
+def choose_run_and_dataset(index: pd.DataFrame) -> tuple[str, str]:
+    """Side-by-side run and dataset pickers over an index frame (columns run, epoch, dataset)."""
+    left, right = st.columns(2)
+    run = left.selectbox("Run", runs_in_order(index))
+    dataset = right.selectbox("Dataset", index.loc[index["run"] == run, "dataset"].unique().tolist())
+    return run, dataset
+
+
 def no_results(db: Path, what: str = "results", evals: str | None = None) -> None:
     """The empty-database message, with the command that fills it; stops the page."""
     command = PRECOMPUTE.format(db=db) + (f" --evals {evals}" if evals else "")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from clipdash import charts
 from clipdash.store import queries
-from pages.common import database, load, no_results, runs_in_order, show_chart
+from pages.common import choose_run_and_dataset, database, load, no_results, show_chart
 
 st.title("Class-agnostic entropy")
 st.caption(
@@ -18,9 +18,7 @@ index = load(queries.entropy_index, db)
 if index.empty:
     no_results(db, "entropies", evals="class_agnostic")
 
-left, right = st.columns(2)
-run = left.selectbox("Run", runs_in_order(index))
-dataset = right.selectbox("Dataset", index.loc[index["run"] == run, "dataset"].unique().tolist())
+run, dataset = choose_run_and_dataset(index)
 stored = index[(index["run"] == run) & (index["dataset"] == dataset)]
 epochs = sorted(stored["epoch"].unique().tolist())
 taus = sorted(stored["tau"].unique().tolist(), reverse=True)

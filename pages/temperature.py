@@ -9,7 +9,7 @@ from clipdash.evals.linear_probe import PROBE_CLASSIFIERS
 from clipdash.evals.retrain import ProbeOutcome, retrain_class_agnostic
 from clipdash.store import queries
 from clipdash.store.queries import CosineSplits
-from pages.common import database, load, no_results, runs_in_order, show_chart
+from pages.common import choose_run_and_dataset, database, load, no_results, show_chart
 
 CLASSIFIERS = {"linear_svm": "linear SVM", "logreg": "logistic regression", "mlp": "small MLP"}
 # 50 log-spaced temperatures plus the stored grid, so the slider lands on every stored τ.
@@ -37,9 +37,7 @@ index = load(queries.class_agnostic_index, db)
 if index.empty:
     no_results(db, "class-agnostic features", evals="class_agnostic")
 
-left, right = st.columns(2)
-run = left.selectbox("Run", runs_in_order(index))
-dataset = right.selectbox("Dataset", index.loc[index["run"] == run, "dataset"].unique().tolist())
+run, dataset = choose_run_and_dataset(index)
 
 st.header("Stored sweep")
 sweep = load(queries.tau_sweep, db, run, dataset)

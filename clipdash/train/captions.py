@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipdash.data.folder import load_image_folder
 from clipdash.errors import DatasetError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -45,24 +44,21 @@ def from_image_folder(
     limit_per_class: int | None = None,
 ) -> CaptionedImages:
     """``root/<class>/*.jpg`` → captions from templates; ``classnames`` (folder order) renames classes."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"training image folder not found: {root}")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
-    if not class_dirs:
-        raise DatasetError(f"no class folders in {root} (expected {root}/<class>/*.jpg)")
-    names = classnames if classnames is not None else [d.name for d in class_dirs]
-    if len(names) != len(class_dirs):
-        raise DatasetError(f"{len(names)} class names for {len(class_dirs)} class folders in {root}")
-    captions = [t.format(c=name) for name in names for t in templates]
-    paths, choices, labels = [], [], []
-    for label, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in files[:limit_per_class]:
-            paths.append(path)
-            labels.append(label)
-            choices.append(list(range(label * len(templates), (label + 1) * len(templates))))
-    return CaptionedImages(paths, choices, captions, np.asarray(labels), list(names))
+    data = load_image_folder(Path(root), "training images", classnames, templates)
+    keep = np.sort(
+        np.concatenate(
+            [np.flatnonzero(data.labels == label)[:limit_per_class] for label in range(len(data.classnames))]
+        )
+    )
+    captions = [t.format(c=name) for name in data.classnames for t in templates]
+    n = len(templates)
+    return CaptionedImages(
+        [data.images[i] for i in keep],
+        [list(range(data.labels[i] * n, (data.labels[i] + 1) * n)) for i in keep],
+        captions,
+        data.labels[keep],
+        data.classnames,
+    )
 
 
 def from_caption_csv(csv_path: str | Path) -> CaptionedImages:
