@@ -31,7 +31,7 @@ from clipdash.evals.zeroshot import zero_shot_classifier
 from clipdash.models import LoadedModel, load_model, parse_model_spec, quickgelu_warning, resolve_checkpoints
 from clipdash.models.configs import register_builtin_configs
 from clipdash.precompute.encode import TextEncoder, encode_images
-from clipdash.store.queries import query
+from clipdash.store.queries import checkpoint_files
 
 BUNDLED_ARCH = "clipdash-vit-t4-minilm"
 #: The 16 categories of Geirhos et al. (2019), in the stimuli's folder order.
@@ -111,11 +111,7 @@ def bundled_choice(path: Path) -> ModelChoice | None:
 
 def database_choices(db: Path) -> list[ModelChoice]:
     """The checkpoint files listed in a results database that exist on this machine, by run and epoch."""
-    frame = query(
-        db,
-        "SELECT c.run, c.epoch, c.path, r.arch FROM checkpoints c JOIN runs r USING (run) "
-        "WHERE c.path IS NOT NULL ORDER BY c.run, c.epoch",
-    )
+    frame = checkpoint_files(db)
     return [
         ModelChoice(f"{row.run} · epoch {row.epoch} ({row.arch})", f"{row.arch}@{row.path}")
         for row in frame.itertuples()

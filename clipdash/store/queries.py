@@ -342,3 +342,12 @@ def classnames(db: str | Path, dataset: str) -> list[str]:
     """The dataset's class names in label order (empty when the database has none)."""
     frame = query(db, "SELECT classname FROM classnames WHERE dataset = ? ORDER BY label", [dataset])
     return frame["classname"].tolist()
+
+
+def checkpoint_files(db: str | Path) -> pd.DataFrame:
+    """Checkpoints stored with a file path (run, epoch, path, arch), by run and epoch."""
+    return query(
+        db,
+        "SELECT c.run, c.epoch, c.path, r.arch FROM checkpoints c JOIN runs r USING (run) "
+        "WHERE c.path IS NOT NULL ORDER BY c.run, c.epoch",
+    )
