@@ -4,7 +4,7 @@ One run, one model, one list of images (Imagenette val + CIFAR-10 test from ../s
 12,000 images) and K checkpoints (the model's random weights, perturbed before each checkpoint):
 
 (a) model only: random uint8 images already on the device, normalised and encoded by ``encode_images``
-    (fp32 weights, under bf16 autocast on CUDA; and bf16 weights on CUDA): the ceiling;
+    (fp32 weights, under bf16 autocast on CUDA; then weights cast to bf16): the ceilings;
 (b) clipdash: ``RunInputs`` decodes each dataset once into a fresh decoded-image cache (timed on its own,
     with a warm re-read), then per checkpoint ``CheckpointContext.features`` encodes every dataset;
 (c) baseline, as CLIP_benchmark does it: per checkpoint a torch DataLoader (``num_workers`` = CPU cores)
@@ -343,11 +343,10 @@ def main(argv: list[str] | None = None) -> dict:
             results["decode_difference"] = decode_difference(args, loaded, device, files_by_set)
         if not args.skip_probes:
             results["probes"] = probes(features["cifar10"], cifar_labels, device)
-        if device.type == "cuda":
-            prepare_model(loaded, device, "bf16")
-            results["runs"]["bf16"], _ = per_checkpoint(
-                args, loaded, device, batch_size, inputs, files_by_set, checkpoints, with_baseline=False
-            )
+        prepare_model(loaded, device, "bf16")
+        results["runs"]["bf16"], _ = per_checkpoint(
+            args, loaded, device, batch_size, inputs, files_by_set, checkpoints, with_baseline=False
+        )
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     print(report(results))

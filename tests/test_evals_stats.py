@@ -5,7 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clipdash.evals.stats import as_numpy, l2_normalise, pearson, spearman
 
@@ -24,6 +27,18 @@ def test_spearman_hand_computed():
     # monotone but not linear: Spearman 1, Pearson below 1
     assert spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(1.0)
     assert pearson([1, 2, 3, 4], [1, 4, 9, 100]) < 0.9
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(-50, 50)), min_size=3, max_size=60))
+def test_correlations_agree_with_scipy(pairs):
+    # integers in a small range make ties (average ranks) and constant sides (NaN) common
+    x, y = (np.asarray(side, dtype=float) for side in zip(*pairs, strict=True))
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        assert math.isnan(pearson(x, y)) and math.isnan(spearman(x, y))
+        return
+    assert pearson(x, y) == pytest.approx(scipy.stats.pearsonr(x, y).statistic, abs=1e-12)
+    assert spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y).statistic, abs=1e-12)
 
 
 @pytest.mark.parametrize("correlation", [pearson, spearman])

@@ -8,7 +8,8 @@ import torch
 from open_clip.zero_shot_classifier import build_zero_shot_classifier
 from sklearn.metrics import balanced_accuracy_score
 
-from clipdash.evals.zeroshot import accuracy, mean_per_class_recall, zero_shot_classifier, zero_shot_metrics
+from clipdash.evals.stats import mean_per_class_recall
+from clipdash.evals.zeroshot import accuracy, zero_shot_classifier, zero_shot_metrics
 
 PROMPT_EMBEDDINGS = {
     "a x": [3.0, 4.0],  # unit: (0.6, 0.8)

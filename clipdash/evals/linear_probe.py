@@ -16,8 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from clipdash.evals.stats import as_numpy, l2_normalise
-from clipdash.evals.zeroshot import mean_per_class_recall
+from clipdash.evals.stats import as_numpy, l2_normalise, mean_per_class_recall
 
 # name -> (C, seed) -> unfitted classifier. The MLP's alpha is an L2 penalty, the inverse of C:
 # alpha = 1e-4 (sklearn's default) at C = 1.

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clipdash.evals.stats import as_numpy, l2_normalise
-from clipdash.evals.zeroshot import mean_per_class_recall
+from clipdash.evals.stats import as_numpy, l2_normalise, mean_per_class_recall
 
 
 @dataclass(frozen=True)

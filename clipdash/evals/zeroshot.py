@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clipdash.evals.stats import as_numpy
+from clipdash.evals.stats import as_numpy, mean_per_class_recall
 
 Template = str | Callable[[str], str]
 
@@ -64,25 +64,6 @@ def accuracy(logits: Any, labels: Any, topk: Sequence[int] = (1, 5)) -> dict[str
     ranked = scores.topk(min(max(topk), n_classes), dim=1).indices
     hits = ranked.eq(targets[:, None])
     return {f"acc{k}": hits[:, : min(k, n_classes)].any(dim=1).double().mean().item() for k in topk}
-
-
-def mean_per_class_recall(pred: Any, labels: Any, n_classes: int) -> float:
-    """Mean over classes present in ``labels`` of the recall (fraction of that class predicted as it).
-
-    Classes absent from ``labels`` have no recall and are left out, like sklearn's
-    ``balanced_accuracy_score`` that CLIP_benchmark uses. NaN for empty input.
-    """
-    predictions, targets = as_numpy(pred, np.int64).ravel(), as_numpy(labels, np.int64).ravel()
-    if predictions.shape != targets.shape:
-        raise ValueError(f"{predictions.size} predictions for {targets.size} labels")
-    if targets.size and (targets.min() < 0 or targets.max() >= n_classes):
-        raise ValueError(f"labels must lie in 0..{n_classes - 1}")
-    support = np.bincount(targets, minlength=n_classes)
-    correct = np.bincount(targets[predictions == targets], minlength=n_classes)
-    present = support > 0
-    if not present.any():
-        return math.nan
-    return float(np.mean(correct[present] / support[present]))
 
 
 def zero_shot_metrics(image_features: Any, classifier: Any, labels: Any) -> dict[str, float]:

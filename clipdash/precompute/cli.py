@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default="fp32",
         choices=PRECISIONS,
-        help="fp32: float32 weights (bf16 autocast on CUDA); bf16: weights cast to bfloat16 once (CUDA only)",
+        help="fp32: float32 weights (bf16 autocast on CUDA, plain float32 on the CPU); "
+        "bf16: weights cast to bfloat16 once, bf16 autocast",
     )
     parser.add_argument(
         "--cache-dir",

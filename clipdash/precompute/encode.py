@@ -3,7 +3,8 @@
 Normalisation (and upsampling of 32-px CIFAR to the model's input size) happens on the device, batch by
 batch, so the decoded uint8 arrays are the only per-run image cache. On CUDA the forward passes run under
 bf16 autocast (``fp32`` weights, the default) or on weights cast to bf16 once (``bf16``), with
-convolutional image towers in channels-last layout.
+convolutional image towers in channels-last layout. On the CPU ``fp32`` is plain float32 (no autocast)
+and ``bf16`` casts the weights and runs under CPU bf16 autocast.
 """
 
 from __future__ import annotations
@@ -21,19 +22,16 @@ from clipdash.models.text import trim_padding
 PRECISIONS = ("fp32", "bf16")
 
 
-def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _autocast(device: torch.device, model: torch.nn.Module):
+    """bf16 autocast on CUDA always; on the CPU only for a model whose weights were cast to bf16."""
+    enabled = device.type == "cuda" or _input_dtype(model) == torch.bfloat16
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """Raise unless ``precision`` is one of ``PRECISIONS`` and can run on ``device`` (bf16: CUDA only)."""
+    """Raise unless ``precision`` is one of ``PRECISIONS``."""
     if precision not in PRECISIONS:
         raise ClipdashError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "bf16" and device.type != "cuda":
-        raise ClipdashError(
-            f"--precision bf16 casts the weights to bfloat16 and runs on a CUDA device only, not {device}; "
-            "use --precision fp32 (the default) on the CPU"
-        )
 
 
 def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
@@ -54,11 +52,11 @@ def prepare_model(loaded: LoadedModel, device: torch.device, precision: str = "f
     check_precision(precision, device)
     model = loaded.model.to(device)
     if precision == "bf16":
+        scales = {name: getattr(model, name, None) for name in ("logit_scale", "logit_bias")}
+        kept = {name: t.detach().float().clone() for name, t in scales.items() if isinstance(t, torch.Tensor)}
         model.to(torch.bfloat16)
-        for name in ("logit_scale", "logit_bias"):
-            param = getattr(model, name, None)
-            if isinstance(param, torch.Tensor):
-                param.data = param.data.float()
+        for name, value in kept.items():
+            getattr(model, name).data = value  # the float32 value from before the cast, not a rounded one
     if uses_channels_last(model, device):
         model.visual.to(memory_format=torch.channels_last)
     model.eval()
@@ -101,7 +99,7 @@ def encode_images(
         x = ((x - mean) / std).to(dtype)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device):
+        with _autocast(device, model):
             features = model.encode_image(x)
         out.append(F.normalize(features.float(), dim=-1))
     return torch.cat(out).cpu() if out else torch.empty(0)
@@ -132,13 +130,13 @@ class TextEncoder:
         """len(prompts)×D float32 unit vectors on the CPU."""
         if self._hf:
             pooled = self._hf_pooled(prompts)
-            with _autocast(self.device):
+            with _autocast(self.device, self.loaded.model):
                 features = self.loaded.model.text.proj(pooled.to(self.device))
             return F.normalize(features.float(), dim=-1).cpu()
         out = []
         for start in range(0, len(prompts), self.batch_size):
             tokens = self.loaded.tokenizer(prompts[start : start + self.batch_size]).to(self.device)
-            with _autocast(self.device):
+            with _autocast(self.device, self.loaded.model):
                 out.append(F.normalize(self.loaded.model.encode_text(tokens).float(), dim=-1).cpu())
         return torch.cat(out)
 
@@ -149,7 +147,7 @@ class TextEncoder:
             chunk = missing[start : start + self.batch_size]
             tokens = trim_padding(self.loaded.tokenizer(chunk), text.config.pad_token_id).to(self.device)
             mask = (tokens != text.config.pad_token_id).long()
-            with _autocast(self.device):
+            with _autocast(self.device, self.loaded.model):
                 pooled = text.pooler(text.transformer(input_ids=tokens, attention_mask=mask), mask).float()
             for prompt, row in zip(chunk, pooled.cpu(), strict=True):
                 self._pooled[(self._fingerprint, prompt)] = row
