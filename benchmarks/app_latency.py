@@ -6,7 +6,7 @@ Prints, per page, the first render through Streamlit's AppTest (wall seconds, an
 seconds, which stay meaningful on a busy machine)
 - cold: in a fresh Python process (a deep link right after the server starts: the page's imports included),
 - after home: in a fresh process, a few seconds after the entrypoint rendered Home (the usual first visit:
-  app.py's background prewarm has imported SciPy and scikit-learn meanwhile), and
+  app.py's background prewarm imports SciPy and scikit-learn, then loads the bundled model for Probe), and
 - warm: in one process with the imports done but every st.cache_data cache cleared (a page's first visit),
 then the Temperature page's τ-slider latency (a script rerun that refits the probe) as p50/p95 over
 ``--taus`` slider values per classifier, next to the refit alone.
@@ -33,6 +33,7 @@ PAGES = (
     "pages/cue_conflict.py",
     "pages/entropy.py",
     "pages/temperature.py",
+    "pages/probe.py",
 )
 
 

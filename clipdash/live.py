@@ -225,6 +225,31 @@ def load_live_model(spec_text: str, device: torch.device | None = None) -> LiveM
     return LiveModel(loaded, text, device, description, quickgelu_warning(spec))
 
 
+_PREWARMED: dict[str, LiveModel] = {}
+_PREWARM_LOCK = threading.Lock()
+
+
+def prewarm(spec_text: str) -> None:
+    """Load and warm up ``spec_text``'s model ahead of time (a background thread calls this once per server),
+    to be handed to the first :func:`warmed_model` call for that spec."""
+    with _PREWARM_LOCK:
+        if spec_text not in _PREWARMED:
+            model = load_live_model(spec_text)
+            model.warm_up()
+            _PREWARMED[spec_text] = model
+
+
+def warmed_model(spec_text: str) -> LiveModel:
+    """The model for ``spec_text``, warmed up: the prewarmed one when there is one (waiting for a prewarm
+    in progress rather than loading twice), else loaded now. The caller keeps it (the page's cache)."""
+    with _PREWARM_LOCK:
+        model = _PREWARMED.pop(spec_text, None)
+    if model is None:
+        model = load_live_model(spec_text)
+        model.warm_up()
+    return model
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     """What the page shows for one image; every table is what its chart draws (and its CSV download)."""

@@ -26,6 +26,7 @@ from clipdash.errors import ClipdashError, StoreError
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_DB = REPO / "data" / "clipdash.duckdb"
 REFERENCES_CSV = REPO / "data" / "reference_values.csv"
+BUNDLED_MODEL = REPO / "data" / "bundled_model.pt"
 DB_KEY = "database_path"
 FRAMED = "clipdash_framed"  # set by app.py while it runs the page inside its frame
 # Slow first imports (SciPy, scikit-learn, torch) behind the Curves and Temperature pages.
@@ -79,14 +80,22 @@ def frame() -> None:
 
 @functools.cache
 def prewarm_imports() -> None:
-    """Import :data:`HEAVY_MODULES` in a background thread, once per server process, so the first visit to
-    Curves or Temperature does not wait seconds for SciPy and scikit-learn to load."""
+    """Once per server process, in a background thread: import :data:`HEAVY_MODULES`, so the first visit
+    to Curves or Temperature does not wait for SciPy and scikit-learn, then load the bundled model for the
+    Probe page (torch, open_clip and the prompt embeddings take seconds)."""
 
-    def load_modules() -> None:
+    def load() -> None:
         for name in HEAVY_MODULES:
             importlib.import_module(name)
+        live = importlib.import_module("clipdash.live")
+        choice = live.bundled_choice(BUNDLED_MODEL)
+        if choice is not None:
+            try:
+                live.prewarm(choice.spec)
+            except ClipdashError:
+                pass  # the Probe page loads it again and shows the error where the user looks
 
-    threading.Thread(target=load_modules, name="clipdash-prewarm", daemon=True).start()
+    threading.Thread(target=load, name="clipdash-prewarm", daemon=True).start()
 
 
 def sidebar_database() -> None:

@@ -11,6 +11,7 @@ from clipdash.data.upload import MAX_UPLOAD_BYTES, decode_upload
 from clipdash.errors import ClipdashError, StoreError
 from clipdash.models.configs import register_model_config
 from pages.common import (
+    BUNDLED_MODEL,
     DB_KEY,
     REPO,
     allowed_roots,
@@ -20,7 +21,6 @@ from pages.common import (
     validate_database_path,
 )
 
-BUNDLED_MODEL = REPO / "data" / "bundled_model.pt"
 TYPED = "Type an open_clip ARCH:TAG…"
 UPLOAD, EXAMPLE = "Upload an image", "Cue-conflict example"
 CUSTOM = "Custom labels…"
@@ -38,9 +38,7 @@ def register_configs(paths: tuple[str, ...]) -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def live_model(spec: str) -> live.LiveModel:
     """One loaded model per spec, shared by all sessions, with its class prompts already embedded."""
-    model = live.load_live_model(spec)
-    model.warm_up()
-    return model
+    return live.warmed_model(spec)
 
 
 def database_choices() -> list[live.ModelChoice]:

@@ -205,6 +205,22 @@ def test_a_run_folder_loads_its_last_epoch(tiny_arch, tiny_run):
     assert "epoch 1" in live.load_live_model(f"{tiny_arch}@{tiny_run}", CPU).description
 
 
+def test_a_prewarmed_model_is_handed_over_once(tiny_arch, tiny_run, monkeypatch):
+    monkeypatch.setattr(live, "default_device", lambda: CPU)
+    spec = f"{tiny_arch}@{tiny_run / 'epoch_1.pt'}"
+    live.prewarm(spec)
+    prewarmed = live._PREWARMED[spec]
+    assert ("prompts", tuple(live.class_agnostic.GENERIC_PROMPTS)) in prewarmed._classifiers  # warmed up
+    assert live.warmed_model(spec) is prewarmed
+    again = live.warmed_model(spec)  # the page's cache owns the first one; a second call loads anew
+    assert again is not prewarmed and spec not in live._PREWARMED
+    torch.testing.assert_close(
+        again.loaded.model.state_dict()["visual.proj"], prewarmed.loaded.model.state_dict()["visual.proj"]
+    )
+    with pytest.raises(ModelSpecError, match="no such file"):
+        live.prewarm(f"{tiny_arch}@{tiny_run / 'nope.pt'}")
+
+
 def test_missing_checkpoint_is_a_model_spec_error(tiny_arch, tmp_path):
     with pytest.raises(ModelSpecError, match="no such file"):
         live.load_live_model(f"{tiny_arch}@{tmp_path / 'nope.pt'}", CPU)
