@@ -25,6 +25,7 @@ from clipdash.store.queries import query
 
 UNITLESS_NATS = ("mean_entropy",)
 HYPERPARAMETERS = ("ca_C",)
+DECISION_COUNTS = ("n_shape", "n_texture")  # outcomes (decisions per cue), compared image by image instead
 
 
 def paired_metrics(reference: Path, candidate: Path) -> pd.DataFrame:
@@ -69,9 +70,24 @@ def summarise(pairs: pd.DataFrame, tolerance_points: float) -> pd.DataFrame:
 
 
 def count_mismatches(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Count metrics (``n_*``) that differ: the two runs did not see the same images."""
-    counts = pairs[pairs["metric"].str.startswith("n_")]
+    """Count metrics (``n_*``, decision counts aside) that differ: the runs did not see the same images."""
+    counts = pairs[pairs["metric"].str.startswith("n_") & ~pairs["metric"].isin(DECISION_COUNTS)]
     return counts[counts["ref"].ne(counts["cand"]) & ~(counts["ref"].isna() & counts["cand"].isna())]
+
+
+def changed_decisions(reference: Path, candidate: Path) -> pd.DataFrame:
+    """Per cue-conflict protocol: how many per-image decisions differ, in all and in the worst checkpoint."""
+    sql = "SELECT run, epoch, protocol, image, decision FROM cue_conflict_decisions"
+    keys = ["run", "epoch", "protocol", "image"]
+    both = query(reference, sql).merge(query(candidate, sql), on=keys, suffixes=("_ref", "_cand"))
+    both["changed"] = both["decision_ref"] != both["decision_cand"]
+    per_checkpoint = both.groupby(["protocol", "run", "epoch"])["changed"].agg(["sum", "size"]).reset_index()
+    return per_checkpoint.groupby("protocol").agg(
+        decisions=("size", "sum"),
+        changed=("sum", "sum"),
+        images_per_checkpoint=("size", "max"),
+        most_changed_in_a_checkpoint=("sum", "max"),
+    )
 
 
 def changed_hyperparameters(pairs: pd.DataFrame) -> str:
@@ -102,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     failing = table[~table["within"]]
     counts = count_mismatches(pairs)
+    decisions = changed_decisions(args.reference, args.candidate)
+    if len(decisions):
+        print("\ncue-conflict decisions that differ, image by image:")
+        print(decisions.to_string())
     print(f"\n{changed_hyperparameters(pairs)}")
     print(f"count metrics that differ: {len(counts)}")
     names = ", ".join(f"{r.metric}/{r.dataset}/{r.variant}" for r in failing.itertuples())

@@ -184,6 +184,21 @@ def test_unknown_precision_and_missing_cuda_are_refused(tmp_path, capsys, shared
         assert "no CUDA device is available" in capsys.readouterr().err
 
 
+def test_bf16_warns_about_the_evaluations_it_moves_beyond_half_a_point(tmp_path, caplog, shared_data):
+    from clipdash.precompute.cli import Job, build_parser
+
+    base = ["--model", "x@/nowhere/", "--data-root", str(shared_data), "--db", str(tmp_path / "x.duckdb")]
+    base += ["--device", "cpu"]
+    with caplog.at_level(logging.WARNING, logger="clipdash.precompute"):
+        Job(build_parser().parse_args([*base, "--precision", "bf16"]))
+        Job(build_parser().parse_args([*base, "--precision", "bf16", "--evals", "zeroshot"]))
+        Job(build_parser().parse_args([*base, "--evals", "livec"]))
+    warnings_seen = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings_seen) == 1
+    assert "tid2013, livec, cue_conflict moved by more than 0.5 points" in warnings_seen[0]
+    assert "run --evals tid2013,livec,cue_conflict with --precision fp32" in warnings_seen[0]
+
+
 def test_bf16_weights_on_the_cpu_keep_the_logit_scale_and_the_embeddings(tiny_arch, one_torch_thread):
     from clipdash.models.loading import create_architecture
 

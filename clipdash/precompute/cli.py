@@ -29,7 +29,13 @@ from clipdash.models.loading import LoadedModel, create_architecture, load_weigh
 from clipdash.models.spec import ModelSpec, parse_model_spec
 from clipdash.precompute.cache import DecodedCache, default_cache_dir
 from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.encode import PRECISIONS, TextEncoder, check_precision, prepare_model
+from clipdash.precompute.encode import (
+    BF16_SENSITIVE_EVALS,
+    PRECISIONS,
+    TextEncoder,
+    check_precision,
+    prepare_model,
+)
 from clipdash.precompute.evaluations import list_evaluations, run_evaluation
 from clipdash.precompute.inputs import RunInputs, SplitSizes
 from clipdash.store import CheckpointResult, ResultWriter
@@ -176,6 +182,15 @@ class Job:
             )
         if not args.data_root.is_dir():
             raise ClipdashError(f"data root not found: {args.data_root}")
+        sensitive = [e for e in self.evals if e in BF16_SENSITIVE_EVALS]
+        if args.precision == "bf16" and sensitive:
+            log.warning(
+                "--precision bf16: %s moved by more than 0.5 points against fp32 on the bundled run (README, "
+                "Performance); to keep fp32 numbers for them, run --evals %s with --precision fp32 into the "
+                "same database",
+                ", ".join(sensitive),
+                ",".join(sensitive),
+            )
         self.inputs_by_size: dict[int, RunInputs] = {}
         self.failures: list[str] = []
 

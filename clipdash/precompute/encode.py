@@ -20,6 +20,9 @@ from clipdash.models.loading import LoadedModel
 from clipdash.models.text import trim_padding
 
 PRECISIONS = ("fp32", "bf16")
+#: Evaluations whose metrics moved by more than 0.5 points with bf16 weights on the bundled run (CPU,
+#: benchmarks/precision_deltas.py): small image sets, where one changed decision or rank is worth more.
+BF16_SENSITIVE_EVALS = ("cue_conflict", "livec", "tid2013")
 
 
 def _autocast(device: torch.device, model: torch.nn.Module):
