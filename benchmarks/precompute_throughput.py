@@ -270,6 +270,7 @@ def report(results: dict) -> str:
         f"{once['warm_cache_read_s']:.2f} | |",
     ]
     ratios = []
+    baseline = results["runs"]["fp32"]["baseline_s"]
     for precision, run in results["runs"].items():
         a, b = rate(run["ceiling_images"], run["ceiling_s"]), rate(n, run["engine_s"])
         engine_s = sum(run["engine_s"])
@@ -291,6 +292,8 @@ def report(results: dict) -> str:
                 f"{sum(run['baseline_s']) / (engine_s + one_time_s):.1f}x)"
             )
             ratios.append(f"embeddings (b) vs (c): mean cosine {run['agreement_cosine']:.4f}")
+        elif baseline:
+            ratios.append(f"b ({precision}) / c (fp32) = {b / rate(n, baseline):.1f}x")
     lines += ["", "; ".join(ratios)]
     if "decode_difference" in results:
         diff = results["decode_difference"]
