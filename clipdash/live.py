@@ -225,28 +225,31 @@ def load_live_model(spec_text: str, device: torch.device | None = None) -> LiveM
     return LiveModel(loaded, text, device, description, quickgelu_warning(spec))
 
 
-_PREWARMED: dict[str, LiveModel] = {}
-_PREWARM_LOCK = threading.Lock()
+_PREWARMED: dict[str, LiveModel] = {}  # loaded ahead of time, not yet handed over
+_HANDED_OVER: set[str] = set()  # specs a page has taken: prewarming them again would load a spare copy
+_LOAD_LOCK = threading.Lock()  # one load at a time: a page and the prewarm never load the same model twice
+
+
+def _load_warm(spec_text: str) -> LiveModel:
+    model = load_live_model(spec_text)
+    model.warm_up()
+    return model
 
 
 def prewarm(spec_text: str) -> None:
     """Load and warm up ``spec_text``'s model ahead of time (a background thread calls this once per server),
-    to be handed to the first :func:`warmed_model` call for that spec."""
-    with _PREWARM_LOCK:
-        if spec_text not in _PREWARMED:
-            model = load_live_model(spec_text)
-            model.warm_up()
-            _PREWARMED[spec_text] = model
+    to be handed to the first :func:`warmed_model` call for that spec; nothing if a page already has it."""
+    with _LOAD_LOCK:
+        if spec_text not in _PREWARMED and spec_text not in _HANDED_OVER:
+            _PREWARMED[spec_text] = _load_warm(spec_text)
 
 
 def warmed_model(spec_text: str) -> LiveModel:
     """The model for ``spec_text``, warmed up: the prewarmed one when there is one (waiting for a prewarm
     in progress rather than loading twice), else loaded now. The caller keeps it (the page's cache)."""
-    with _PREWARM_LOCK:
-        model = _PREWARMED.pop(spec_text, None)
-    if model is None:
-        model = load_live_model(spec_text)
-        model.warm_up()
+    with _LOAD_LOCK:
+        model = _PREWARMED.pop(spec_text, None) or _load_warm(spec_text)
+        _HANDED_OVER.add(spec_text)
     return model
 
 

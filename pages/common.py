@@ -95,7 +95,8 @@ def prewarm_imports() -> None:
             except ClipdashError:
                 pass  # the Probe page loads it again and shows the error where the user looks
 
-    threading.Thread(target=load, name="clipdash-prewarm", daemon=True).start()
+    # Not a daemon: the interpreter waits for it at exit instead of tearing torch down mid-load (an abort).
+    threading.Thread(target=load, name="clipdash-prewarm", daemon=False).start()
 
 
 def sidebar_database() -> None:

@@ -212,6 +212,8 @@ def test_a_prewarmed_model_is_handed_over_once(tiny_arch, tiny_run, monkeypatch)
     prewarmed = live._PREWARMED[spec]
     assert ("prompts", tuple(live.class_agnostic.GENERIC_PROMPTS)) in prewarmed._classifiers  # warmed up
     assert live.warmed_model(spec) is prewarmed
+    live.prewarm(spec)  # a page has it now: no spare copy is loaded
+    assert spec not in live._PREWARMED
     again = live.warmed_model(spec)  # the page's cache owns the first one; a second call loads anew
     assert again is not prewarmed and spec not in live._PREWARMED
     torch.testing.assert_close(
