@@ -172,7 +172,7 @@ class Job:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.device = parse_device(args.device)
-        check_precision(args.precision, self.device)
+        check_precision(args.precision)
         self.batch_size = args.batch_size or DEFAULT_BATCH[self.device.type]
         self.evals = [e.strip() for e in args.evals.split(",") if e.strip()]
         unknown = sorted(set(self.evals) - set(list_evaluations()))

@@ -31,7 +31,7 @@ def _autocast(device: torch.device, model: torch.nn.Module):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def check_precision(precision: str, device: torch.device) -> None:
+def check_precision(precision: str) -> None:
     """Raise unless ``precision`` is one of ``PRECISIONS``."""
     if precision not in PRECISIONS:
         raise ClipdashError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -52,7 +52,7 @@ def prepare_model(loaded: LoadedModel, device: torch.device, precision: str = "f
     ``logit_scale`` (and ``logit_bias``) stay float32, so the learned temperature is not rounded to bf16.
     Later ``load_weights`` calls copy each checkpoint into these tensors, keeping dtype and layout.
     """
-    check_precision(precision, device)
+    check_precision(precision)
     model = loaded.model.to(device)
     if precision == "bf16":
         scales = {name: getattr(model, name, None) for name in ("logit_scale", "logit_bias")}
