@@ -41,8 +41,7 @@ def summarise(pairs: pd.DataFrame, tolerance_points: float) -> pd.DataFrame:
     """One row per (metric, dataset, variant group): values compared, largest and mean |change|, verdict."""
     values = pairs[~pairs["metric"].str.startswith("n_") & ~pairs["metric"].isin(HYPERPARAMETERS)].copy()
     values["group"] = values["variant"].map(lambda v: re.sub(r"class=[^;]*", "class=*", v))
-    nats = values["metric"].isin(UNITLESS_NATS)
-    scale = (~nats) * 100.0 + nats * 1.0
+    scale = values["metric"].isin(UNITLESS_NATS).map({True: 1.0, False: 100.0})  # nats stay nats
     values["change"] = (values["cand"] - values["ref"]) * scale
     values["abs_change"] = values["change"].abs()
     values["both_nan"] = values["ref"].isna() & values["cand"].isna()
