@@ -127,7 +127,7 @@ def test_missing_foreign_and_other_version_databases_are_refused_clearly(tmp_pat
         connect_read_only(foreign)
     garbage = tmp_path / "garbage.duckdb"
     garbage.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(StoreError, match="not a readable DuckDB database"):
+    with pytest.raises(StoreError, match="is not a DuckDB database"):
         connect_read_only(garbage)
     old = tmp_path / "old.duckdb"
     with ResultWriter(old):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from clipdash.errors import StoreError
 
 SCHEMA_VERSION = 1
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+# Every table of the current schema, read from the schema file itself (the one place that lists them).
+SCHEMA_TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL.read_text()))
 
 
 def format_variant(**params: object) -> str:
@@ -43,7 +46,7 @@ def read_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Refuse a database written by another schema version, with a message saying what to do."""
+    """Refuse a database written by another schema version, or one missing tables, saying what to do."""
     version = read_schema_version(con)
     if version is None:
         raise StoreError(f"{path} is not a clipdash results database (no schema_version table)")
@@ -54,12 +57,39 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             f"{SCHEMA_VERSION}. Re-run the precompute into a new database file"
             + (" or upgrade clipdash." if version > SCHEMA_VERSION else ".")
         )
+    present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    missing = sorted(set(SCHEMA_TABLES) - present)
+    if missing:
+        raise StoreError(
+            f"{path} is missing the tables {', '.join(missing)}, so it is not a complete clipdash results "
+            "database; re-run the precompute into a new database file"
+        )
+
+
+def not_a_database(path: Path, exc: Exception) -> StoreError:
+    """The one sentence for a file DuckDB cannot open: a folder, a text file, an empty or damaged file."""
+    if path.is_dir():
+        return StoreError(f"{path} is a folder, not a results database; give the path of a .duckdb file")
+    return StoreError(f"{path} is not a DuckDB database, or its header is damaged ({first_line(exc)})")
+
+
+def damaged(path: str | Path, exc: Exception) -> StoreError:
+    """The one sentence for a database whose data blocks cannot be read (corrupt or truncated)."""
+    return StoreError(
+        f"{path} is damaged and cannot be read ({first_line(exc)}); restore it from a copy or re-run the "
+        "precompute into a new database file"
+    )
+
+
+def first_line(exc: Exception) -> str:
+    """An exception's message without DuckDB's multi-line hints."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def connect_read_only(path: str | Path, retries: int = 20, wait_s: float = 0.1) -> duckdb.DuckDBPyConnection:
     """Open ``path`` read-only and check its schema; retry briefly while a writer swaps the file in."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise StoreError(f"results database not found: {path} (create it with python -m clipdash.precompute)")
     last_error: Exception | None = None
     for _ in range(retries):
@@ -67,14 +97,17 @@ def connect_read_only(path: str | Path, retries: int = 20, wait_s: float = 0.1) 
             con = duckdb.connect(str(path), read_only=True)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
-                raise StoreError(f"{path} is not a readable DuckDB database: {exc}") from exc
+                raise not_a_database(path, exc) from exc
             last_error = exc  # a writer holds the file: wait for it to let go
             time.sleep(wait_s)
             continue
         except duckdb.Error as exc:
-            raise StoreError(f"{path} is not a readable DuckDB database: {exc}") from exc
+            raise not_a_database(path, exc) from exc
         try:
             check_schema(con, path)
+        except duckdb.Error as exc:
+            con.close()
+            raise damaged(path, exc) from exc
         except StoreError:
             con.close()
             raise

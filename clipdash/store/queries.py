@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from clipdash.store.db import connect_read_only, parse_variant
+from clipdash.store.db import connect_read_only, damaged, parse_variant
 
 Series = tuple[str, str, str]  # (metric, dataset, variant): one stored curve
 
@@ -56,9 +57,17 @@ TABLES = (
 
 
 def query(db: str | Path, sql: str, params: list | None = None) -> pd.DataFrame:
-    """Run one read-only query on a fresh connection (closed at once, so writers are never blocked)."""
+    """Run one read-only query on a fresh connection (closed at once, so writers are never blocked).
+
+    A database whose data blocks cannot be read is a ``StoreError``; a mistake in the SQL is not caught.
+    """
     with connect_read_only(db) as con:
-        return con.execute(sql, params or []).df()
+        try:
+            return con.execute(sql, params or []).df()
+        except duckdb.ProgrammingError:
+            raise
+        except duckdb.Error as exc:
+            raise damaged(db, exc) from exc
 
 
 def summary_table(db: str | Path) -> pd.DataFrame:

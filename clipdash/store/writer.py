@@ -5,6 +5,12 @@ dashboard's file in place: for each checkpoint it copies the database, writes th
 the copy in one transaction, and renames the copy over the original. Readers (the app opens the file
 read-only, per query) see either the previous or the new complete database; a killed job leaves at worst
 a stale ``.tmp`` copy, removed by the next job. A lock file keeps two jobs from writing one database.
+
+A write that fails (a full disk, a read-only folder) raises ``StoreError`` and leaves the database as it
+was. DuckDB commits into its write-ahead log and moves the log into the file at close, where an error is
+not raised; so the writer checkpoints explicitly, checks that no log is left behind and reads the new
+rows back from the copy before it is swapped in. A ``--db`` that is a symlink is written through to its
+target (and locked under the target's name).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from clipdash.errors import StoreError
-from clipdash.store.db import check_schema, create_schema
+from clipdash.store.db import connect_read_only, create_schema, first_line
 
 # Per-image tables have no primary-key index (it would double the file); each is written by exactly one
 # evaluation, so the writer replaces a checkpoint's rows wholesale instead of upserting them.
@@ -68,11 +74,11 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, ver
     if frame.empty:
         return
     columns = ", ".join(frame.columns)
+    # No try/finally: after a failed insert the transaction is aborted, unregister would raise and hide the
+    # real error (a full disk), and the whole copy is thrown away anyway.
     con.register("incoming_rows", frame)
-    try:
-        con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
-    finally:
-        con.unregister("incoming_rows")
+    con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
+    con.unregister("incoming_rows")
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -83,30 +89,42 @@ class ResultWriter:
     """Context manager holding the job lock on ``path``; :meth:`write` adds one checkpoint atomically."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.path = Path(os.path.realpath(Path(path).expanduser()))  # a symlink: write to its target
         self.tmp_path = self.path.with_name(self.path.name + ".tmp")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_file = None
 
     def __enter__(self) -> ResultWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.lock_path, "w")  # noqa: SIM115 (held for the writer's lifetime)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.lock_path, "a")  # noqa: SIM115 (held for the writer's lifetime)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write in {self.path.parent} ({exc.strerror or exc}); "
+                "choose a --db in a writable folder"
+            ) from exc
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            self._lock_file.close()
+            self._release()
             raise StoreError(
                 f"another precompute job is writing {self.path}; wait for it or use another --db"
             ) from exc
-        self._remove_stale_copy()
-        if not self.path.exists():
-            self._create()
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            check_schema(con, self.path)
+        try:
+            self._remove_stale_copy()
+            if not self.path.exists():
+                self._create()
+            connect_read_only(self.path).close()  # a folder, a text file, a foreign or damaged database
+        except BaseException:
+            self._release()
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._remove_stale_copy()
+        self._release()
+
+    def _release(self) -> None:
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
@@ -117,9 +135,14 @@ class ResultWriter:
             stale.unlink(missing_ok=True)
 
     def _create(self) -> None:
-        with duckdb.connect(str(self.tmp_path)) as con:
-            create_schema(con)
-        self._swap()
+        try:
+            with duckdb.connect(str(self.tmp_path)) as con:
+                create_schema(con)
+                con.execute("CHECKPOINT")
+            self._swap()
+        except (OSError, duckdb.Error) as exc:
+            self._remove_stale_copy()
+            raise StoreError(f"could not create {self.path} ({_reason(exc)})") from exc
 
     def _swap(self) -> None:
         _fsync(self.tmp_path)
@@ -133,8 +156,38 @@ class ResultWriter:
         return {(int(epoch), name) for epoch, name in rows}
 
     def write(self, result: CheckpointResult) -> None:
-        """Write one checkpoint's rows (and its finished-eval markers) in one transaction, then swap."""
-        shutil.copyfile(self.path, self.tmp_path)
+        """Write one checkpoint's rows (and its finished-eval markers) in one transaction, then swap.
+
+        Any failure raises ``StoreError`` in one sentence and leaves the database as it was.
+        """
+        try:
+            shutil.copyfile(self.path, self.tmp_path)
+            self._write_copy(result)
+            self._check_copy(result)
+            self._swap()
+        except BaseException as exc:
+            self._remove_stale_copy()
+            if not isinstance(exc, OSError | duckdb.Error):
+                raise
+            raise StoreError(
+                f"could not write epoch {result.epoch} of {result.run} to {self.path} ({_reason(exc)}); "
+                "it still holds the results written before"
+            ) from exc
+
+    def _check_copy(self, result: CheckpointResult) -> None:
+        """Raise unless the copy holds this checkpoint's markers in its file, with no write-ahead log left."""
+        wal = self.tmp_path.with_name(self.tmp_path.name + ".wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise OSError(f"DuckDB left {wal.stat().st_size} bytes in its write-ahead log {wal}")
+        with duckdb.connect(str(self.tmp_path), read_only=True) as con:
+            stored = con.execute(
+                "SELECT list(eval) FROM evaluations WHERE run = ? AND epoch = ?", [result.run, result.epoch]
+            ).fetchone()[0]
+        missing = {e.eval for e in result.evals} - set(stored or [])
+        if missing:
+            raise OSError(f"the copy lacks the rows of {', '.join(sorted(missing))} after the commit")
+
+    def _write_copy(self, result: CheckpointResult) -> None:
         now = datetime.now()
         with duckdb.connect(str(self.tmp_path)) as con:
             con.begin()
@@ -167,4 +220,11 @@ class ResultWriter:
                     [result.run, result.epoch, evaluation.eval, evaluation.seconds, now],
                 )
             con.commit()
-        self._swap()
+            con.execute("CHECKPOINT")  # raises where the implicit checkpoint at close would fail silently
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in a few words: the OS's error text or DuckDB's first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return first_line(exc)
