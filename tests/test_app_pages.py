@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -141,11 +142,29 @@ def _foreign(tmp_path: Path) -> Path:
     return path
 
 
+def _schema_version_only(tmp_path: Path) -> Path:
+    path = tmp_path / "schema-only.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES (1)")
+    return path
+
+
+def _damaged(tmp_path: Path) -> Path:
+    """The bundled database with the middle half of its blocks overwritten (header and catalog intact)."""
+    path = tmp_path / "damaged.duckdb"
+    data = bytearray(BUNDLED.read_bytes())
+    start, stop = len(data) // 4, 3 * len(data) // 4
+    data[start:stop] = np.random.default_rng(0).integers(0, 256, stop - start, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
 BROKEN = {
     "missing": (lambda tmp: tmp / "missing.duckdb", "not found"),
-    "garbage": (_garbage, "not a readable DuckDB database"),
+    "garbage": (_garbage, "is not a DuckDB database"),
     "older": (_older, "older clipdash"),
     "foreign": (_foreign, "not a clipdash results database"),
+    "schema-only": (_schema_version_only, "is missing the tables"),
 }
 
 
@@ -156,6 +175,19 @@ def test_page_on_unusable_database_shows_error(page, kind, tmp_path, monkeypatch
     app = render(page, make(tmp_path), monkeypatch)
     assert not charts(app)
     assert len(app.error) == 1 and message in app.error[0].value
+
+
+def test_damaged_data_blocks_give_one_sentence_on_every_page(tmp_path, monkeypatch):
+    """DuckDB checks each block's checksum when it reads it: a page whose queries touch only intact blocks
+    draws verified numbers; one that touches a damaged block says so in one sentence (never a traceback)."""
+    db = _damaged(tmp_path)
+    errors = {}
+    for page in PAGES:
+        app = render(page, db, monkeypatch)  # asserts no exception
+        errors[page] = [e.value for e in app.error]
+        assert len(errors[page]) <= 1 and all("is damaged and cannot be read" in e for e in errors[page])
+        assert errors[page] or charts(app) or page == "pages/home.py"
+    assert any(errors.values()), errors
 
 
 @pytest.mark.parametrize(

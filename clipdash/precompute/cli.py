@@ -13,6 +13,7 @@ import hashlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,25 @@ from clipdash.store.queries import summary_table
 log = logging.getLogger("clipdash.precompute")
 TEMPLATE_SETS = ("clip", "seed", "photo")
 DEFAULT_BATCH = {"cpu": 256, "cuda": 512}
+
+
+def counting_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type for integers >= ``minimum`` (1 or 0), refusing others with one sentence."""
+    wanted = "a positive integer" if minimum == 1 else "0 or a positive integer"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {value}")
+        return value
+
+    return parse
+
+
+positive, non_negative = counting_number(1), counting_number(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,24 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--zeroshot-datasets", default="cifar10,cifar100,imagenette")
     parser.add_argument(
-        "--limit", type=int, default=None, help="use at most N images per dataset (quick runs)"
+        "--limit", type=positive, default=None, help="use at most N images per dataset (quick runs)"
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive,
         default=None,
         help="images per forward pass (default: 256 on CPU, 512 on CUDA)",
     )
-    parser.add_argument("--probe-train-per-class", type=int, default=500)
-    parser.add_argument("--ca-train-per-class", type=int, default=200)
-    parser.add_argument("--ca-test-per-class", type=int, default=100)
+    parser.add_argument("--probe-train-per-class", type=positive, default=500)
+    parser.add_argument("--ca-train-per-class", type=positive, default=200)
+    parser.add_argument("--ca-test-per-class", type=positive, default=100)
     parser.add_argument(
         "--embeddings-per-class",
-        type=int,
+        type=non_negative,
         default=10,
         help="image embeddings stored per class and split for interactive probes",
     )
-    parser.add_argument("--noise-seed", type=int, default=0)
+    parser.add_argument("--noise-seed", type=non_negative, default=0)
     parser.add_argument("--download", action="store_true", help="download missing datasets when online")
     return parser
 
@@ -175,6 +195,8 @@ class Job:
         check_precision(args.precision)
         self.batch_size = args.batch_size or DEFAULT_BATCH[self.device.type]
         self.evals = [e.strip() for e in args.evals.split(",") if e.strip()]
+        if not self.evals:
+            raise ClipdashError(f"--evals names no evaluation; choose from {', '.join(list_evaluations())}")
         unknown = sorted(set(self.evals) - set(list_evaluations()))
         if unknown:
             raise ClipdashError(
