@@ -343,3 +343,15 @@ def test_pretrained_tag_from_hf_cache(tmp_path, tiny_arch, monkeypatch, filename
     loaded = load_model(ref, cache_dir=cache)
     assert (loaded.mean, loaded.std, loaded.image_size) == ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)
     assert_same_outputs(loaded, reference)
+
+
+def test_zip_member_with_a_bad_crc_is_refused(tmp_path, tiny_arch):
+    """4 KB zeroed in the middle of a tensor: torch.load would read the zeros as weights without a word."""
+    path = tmp_path / "epoch_1.pt"
+    torch.save({"epoch": 1, "state_dict": open_clip.create_model(tiny_arch).state_dict()}, path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"is corrupt: .* fails its CRC check"):
+        load_state_dict(path)

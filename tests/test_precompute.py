@@ -116,16 +116,28 @@ def test_evals_added_later_compute_only_what_is_missing(tmp_path, tiny_run, shar
     assert (kept["finished_at"] == kept["finished_at_before"]).all()
 
 
-def test_bad_checkpoint_is_reported_and_skipped(tmp_path, tiny_run, shared_data, capsys):
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _zeroed_middle(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes(4096) + data[middle + 4096 :]
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"), [(_truncated, "is truncated"), (_zeroed_middle, "fails its CRC check")]
+)
+def test_bad_checkpoint_is_reported_and_skipped(tmp_path, tiny_run, shared_data, capsys, damage, said):
     run = tmp_path / "halfcopied"
     run.mkdir()
     for epoch in (0, 2):
         (run / f"epoch_{epoch}.pt").write_bytes((tiny_run / f"epoch_{epoch}.pt").read_bytes())
-    whole = (tiny_run / "epoch_1.pt").read_bytes()
-    (run / "epoch_1.pt").write_bytes(whole[: len(whole) // 2])
+    (run / "epoch_1.pt").write_bytes(damage((tiny_run / "epoch_1.pt").read_bytes()))
     db = tmp_path / "results.duckdb"
     assert main(cli_args(run, shared_data, db, "--evals", "zeroshot")) == 1
-    assert "epoch 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "epoch 1" in err and said in err
     assert query(db, "SELECT list_sort(list(epoch)) e FROM checkpoints")["e"].item().tolist() == [0, 2]
 
 

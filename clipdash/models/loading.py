@@ -69,6 +69,8 @@ def read_checkpoint(path: Path) -> object:
         raise CheckpointError(
             f"checkpoint {path} is truncated (its zip archive has no end); saved completely?"
         )
+    if head == ZIP_MAGIC:
+        verify_zip_members(path)
     if head != ZIP_MAGIC and not head.startswith(PICKLE_MAGIC):
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint (torch.save writes zip or pickle; this file starts {head!r})"
@@ -90,6 +92,25 @@ def read_checkpoint(path: Path) -> object:
                 "not load; use a state dict, or a pretrained tag such as ViT-B-32-quickgelu:openai"
             ) from exc
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt (torch.load: {exc})") from exc
+
+
+def verify_zip_members(path: Path) -> None:
+    """Check every member of a zip-format checkpoint against its CRC-32, raising CheckpointError.
+
+    ``torch.load`` does not check CRCs, so a copy with a damaged block in the middle of a tensor would load
+    as different weights without a word. This reads the file once more (torch stores members
+    uncompressed, so it costs about as much as reading the file); the legacy pickle format has no checksum.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its zip archive is unreadable ({exc})") from exc
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its member {bad} fails its CRC check (a damaged copy? copy the "
+            "file again)"
+        )
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
