@@ -94,13 +94,28 @@ def decode_images(
         return decode_images_torch(paths, size, device, desc=desc)
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
 
-    def work(i: int) -> None:
-        out[i] = resize_center_crop(load_rgb(paths[i]), size)
+    def work(i: int) -> DatasetError | None:
+        try:
+            out[i] = resize_center_crop(load_rgb(paths[i]), size)
+        except DatasetError as exc:
+            return exc
+        return None
 
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        for _ in tqdm(pool.map(work, range(len(paths))), total=len(paths), desc=desc, leave=False):
-            pass
+        failures = [
+            failure
+            for failure in tqdm(pool.map(work, range(len(paths))), total=len(paths), desc=desc, leave=False)
+            if failure is not None
+        ]
+    if failures:
+        raise undecodable(failures, len(paths))
     return out
+
+
+def undecodable(failures: Sequence[DatasetError], total: int) -> DatasetError:
+    """One error for every image of a set that failed to decode: how many, and the first one's reason."""
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return DatasetError(f"{len(failures)} of {total} images cannot be decoded: {failures[0]}{more}")
 
 
 def _read_bytes(path: Path) -> torch.Tensor:

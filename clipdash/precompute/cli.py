@@ -37,7 +37,7 @@ from clipdash.precompute.encode import (
     check_precision,
     prepare_model,
 )
-from clipdash.precompute.evaluations import list_evaluations, run_evaluation
+from clipdash.precompute.evaluations import list_evaluations, prepare_evaluation, run_evaluation
 from clipdash.precompute.inputs import RunInputs, SplitSizes
 from clipdash.store import CheckpointResult, ResultWriter
 from clipdash.store.queries import summary_table
@@ -150,14 +150,20 @@ def sha256_of(path: Path) -> str:
 
 
 def shared_tables(inputs: RunInputs, evals: list[str]) -> dict[str, pd.DataFrame]:
-    """Tables that do not depend on the checkpoint: class names, the generic prompts, the human baseline."""
+    """Tables that do not depend on the checkpoint: class names, the generic prompts, the human baseline.
+
+    ``evals`` are those whose inputs loaded (``Job.usable_evals``), so every set named here is loaded.
+    """
     tables: dict[str, pd.DataFrame] = {}
-    if {"zeroshot", "noise", "probe", "class_agnostic"} & set(evals):
+    labeled = inputs.zeroshot_names if "zeroshot" in evals else ()
+    if {"noise", "probe", "class_agnostic"} & set(evals) and "cifar10" not in labeled:
+        labeled = (*labeled, "cifar10")
+    if labeled:
         frames = [
             pd.DataFrame(
                 {"dataset": name, "label": range(len(data.classnames)), "classname": data.classnames}
             )
-            for name in inputs.zeroshot_names
+            for name in labeled
             for data in [inputs.labeled(name)]
         ]
         tables["classnames"] = pd.concat(frames)
@@ -214,6 +220,7 @@ class Job:
                 ",".join(sensitive),
             )
         self.inputs_by_size: dict[int, RunInputs] = {}
+        self.input_problems: dict[tuple[int, str], str | None] = {}  # (image size, eval) -> why unusable
         self.failures: list[str] = []
 
     def inputs_for(self, image_size: int) -> RunInputs:
@@ -254,8 +261,14 @@ class Job:
         loaded = create_architecture(todo[0][0].arch, todo[0][0].tag, device=self.args.device)
         prepare_model(loaded, self.device, self.args.precision)
         inputs = self.inputs_for(loaded.image_size)
+        asked = [e for e in self.evals if any(e in evals for _, evals in todo)]
+        usable = self.usable_evals(todo[0][0].run, inputs, asked)
+        todo = [(ref, [e for e in evals if e in usable]) for ref, evals in todo]
+        todo = [(ref, evals) for ref, evals in todo if evals]
+        if not todo:
+            return
         text = TextEncoder(self.device)
-        shared = shared_tables(inputs, self.evals)
+        shared = shared_tables(inputs, usable)
         for ref, evals in tqdm(todo, desc=spec.text, unit="ckpt"):
             try:
                 if ref.path is not None:
@@ -268,6 +281,29 @@ class Job:
             result.shared_tables = shared
             shared = {}
             writer.write(result)
+
+    def usable_evals(self, run: str, inputs: RunInputs, evals: list[str]) -> list[str]:
+        """The evaluations whose inputs load and decode, checked before the first checkpoint of a run.
+
+        Each of the others is skipped for every checkpoint of the run, said once, and counted as a failure
+        (exit code 1); the decoded sets stay in ``inputs`` for the checkpoints.
+        """
+        usable = []
+        for name in evals:
+            key = (inputs.image_size, name)
+            if key not in self.input_problems:
+                try:
+                    prepare_evaluation(name, inputs)
+                    self.input_problems[key] = None
+                except ClipdashError as exc:
+                    self.input_problems[key] = str(exc)
+            problem = self.input_problems[key]
+            if problem is None:
+                usable.append(name)
+                continue
+            log.error("%s skipped for every checkpoint of %s: %s", name, run, problem)
+            self.failures.append(f"{run}: {name} skipped ({problem})")
+        return usable
 
     def evaluate(
         self,
@@ -316,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"done in {time.time() - start:.1f} s -> {args.db}")
     if job.failures:
-        print(f"{len(job.failures)} checkpoint(s) failed and were skipped:", file=sys.stderr)
+        print(f"{len(job.failures)} checkpoint(s) or evaluation(s) failed and were skipped:", file=sys.stderr)
         for failure in job.failures:
             print(f"  {failure}", file=sys.stderr)
         return 1

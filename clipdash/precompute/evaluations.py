@@ -1,4 +1,5 @@
-"""The evaluation registry: each entry turns a checkpoint context into stored rows via clipdash.evals.
+"""The evaluation registry: each entry turns a checkpoint context into stored rows via clipdash.evals, and
+declares the image sets and files it reads (checked once per run, before the first checkpoint).
 
 These functions only route embeddings to the pure metric functions and shape their output into the
 store's long tables; all arithmetic lives in ``clipdash.evals``.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ from clipdash.data.cue_conflict import load_imagenet16_indices
 from clipdash.data.prompts import imagenet_templates
 from clipdash.evals import class_agnostic, cue_conflict, noise, quality, tid2013, zeroshot
 from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.inputs import SEVERITIES, first_per_class
+from clipdash.precompute.inputs import SEVERITIES, RunInputs, first_per_class
 from clipdash.store import EvalResult, format_variant
 
 Rows = list[tuple[str, str, str, float]]
@@ -243,14 +245,38 @@ def evaluate_class_agnostic(ctx: CheckpointContext) -> EvalResult:
     )
 
 
-EVALUATIONS: dict[str, Callable[[CheckpointContext], EvalResult]] = {
-    "zeroshot": evaluate_zeroshot,
-    "noise": evaluate_noise,
-    "tid2013": evaluate_tid2013,
-    "livec": evaluate_livec,
-    "cue_conflict": evaluate_cue_conflict,
-    "probe": evaluate_probe,
-    "class_agnostic": evaluate_class_agnostic,
+@dataclass(frozen=True)
+class Evaluation:
+    """A registered evaluation: how it turns a checkpoint context into rows, and what it reads from disk.
+
+    ``image_sets`` names the ``RunInputs`` keys it encodes; ``files`` loads whatever else it reads (raising
+    ``DatasetError``), so that a missing or damaged input is found before the first checkpoint.
+    """
+
+    compute: Callable[[CheckpointContext], EvalResult]
+    image_sets: Callable[[RunInputs], tuple[str, ...]]
+    files: Callable[[RunInputs], object] = lambda inputs: None
+
+
+def _cifar10_probe_sets(inputs: RunInputs) -> tuple[str, ...]:
+    return ("cifar10/probe_train", "cifar10")
+
+
+EVALUATIONS: dict[str, Evaluation] = {
+    "zeroshot": Evaluation(evaluate_zeroshot, lambda inputs: inputs.zeroshot_names),
+    "noise": Evaluation(
+        evaluate_noise,
+        lambda inputs: ("cifar10", *(f"cifar10-c/gaussian_noise/{severity}" for severity in SEVERITIES)),
+    ),
+    "tid2013": Evaluation(evaluate_tid2013, lambda inputs: ("tid2013/reference", "tid2013/distorted")),
+    "livec": Evaluation(evaluate_livec, lambda inputs: ("livec",)),
+    "cue_conflict": Evaluation(
+        evaluate_cue_conflict,
+        lambda inputs: ("cue-conflict",),
+        files=lambda inputs: load_imagenet16_indices(inputs.data_root),
+    ),
+    "probe": Evaluation(evaluate_probe, _cifar10_probe_sets),
+    "class_agnostic": Evaluation(evaluate_class_agnostic, _cifar10_probe_sets),
 }
 
 
@@ -258,9 +284,20 @@ def list_evaluations() -> list[str]:
     return list(EVALUATIONS)
 
 
+def prepare_evaluation(name: str, inputs: RunInputs) -> None:
+    """Load and decode everything evaluation ``name`` reads; raises ``DatasetError`` naming what is wrong.
+
+    Decoded sets stay in ``inputs`` for the run's checkpoints, so this costs nothing extra.
+    """
+    evaluation = EVALUATIONS[name]
+    evaluation.files(inputs)
+    for key in evaluation.image_sets(inputs):
+        inputs.pixels(key)
+
+
 def run_evaluation(name: str, ctx: CheckpointContext) -> EvalResult:
     """Run one registered evaluation and time it."""
     start = time.perf_counter()
-    result = EVALUATIONS[name](ctx)
+    result = EVALUATIONS[name].compute(ctx)
     result.seconds = time.perf_counter() - start
     return result

@@ -27,6 +27,7 @@ from clipdash.data.quality import QualityImages
 from clipdash.data.registry import load_dataset
 from clipdash.data.tid2013 import Tid2013, load_tid2013
 from clipdash.data.types import LabeledImages
+from clipdash.errors import DatasetError
 from clipdash.precompute.cache import DecodedCache, DevicePixels
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class RunInputs:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     gpu_decode: bool = True
     _pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    _labeled_sets: dict[str, LabeledImages] = field(default_factory=dict)
+    _failed: dict[str, DatasetError] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -92,19 +95,12 @@ class RunInputs:
         return subset(data, first_per_class(data.labels, math.ceil(self.limit / n_classes))[: self.limit])
 
     def labeled(self, name: str) -> LabeledImages:
-        """A zero-shot test set: cifar10, cifar100 (test split) or imagenette (val)."""
+        """A zero-shot test set: cifar10, cifar100 (test split) or imagenette (val), loaded on first use."""
+        if name not in self._labeled_sets:
+            cifar = name.startswith("cifar")
+            data = self._cifar(name, "test") if cifar else load_dataset(name, self.data_root)
+            self._labeled_sets[name] = self._limit_labeled(data)
         return self._labeled_sets[name]
-
-    @cached_property
-    def _labeled_sets(self) -> dict[str, LabeledImages]:
-        sets = {}
-        for name in self.zeroshot_names:
-            if name.startswith("cifar"):
-                data = self._cifar(name, "test")
-            else:
-                data = load_dataset(name, self.data_root)
-            sets[name] = self._limit_labeled(data)
-        return sets
 
     def _cifar(self, name: str, split: str) -> LabeledImages:
         """``load_cifar`` through the decoded cache, keyed by every file it could read."""
@@ -156,9 +152,15 @@ class RunInputs:
         return QualityImages(data.name, data.paths[: self.limit], data.mos[: self.limit])
 
     def pixels(self, key: str) -> np.ndarray:
-        """uint8 pixels for an image-set key, decoded on first use."""
+        """uint8 pixels for an image-set key, decoded on first use (a set that failed is not retried)."""
+        if key in self._failed:
+            raise self._failed[key]
         if key not in self._pixels:
-            self._pixels[key] = self._load_pixels(key)
+            try:
+                self._pixels[key] = self._load_pixels(key)
+            except DatasetError as exc:
+                self._failed[key] = exc
+                raise
         return self._pixels[key]
 
     def device_pixels(self, key: str) -> np.ndarray | torch.Tensor:
