@@ -74,7 +74,18 @@ def test_a_changed_added_or_removed_file_makes_a_new_entry(tmp_path):
     assert files_fingerprint(paths) != files_fingerprint(paths[:3])
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "append"])
+def _zeroed_in_place(content: bytes) -> bytes:
+    """100 bytes in the middle of the pixels zeroed, the file's size unchanged (a disk or copy error)."""
+    middle = len(content) // 2
+    return content[:middle] + bytes(100) + content[middle + 100 :]
+
+
+def _one_bit_flipped(content: bytes) -> bytes:
+    middle = len(content) // 2
+    return content[:middle] + bytes([content[middle] ^ 1]) + content[middle + 1 :]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "append", "zeroed", "bit"])
 def test_a_corrupt_cache_file_is_reported_and_rebuilt(tmp_path, caplog, damage):
     paths = write_images(tmp_path / "images")
     cache, build = DecodedCache(tmp_path / "cache"), CountingBuild(paths)
@@ -85,7 +96,10 @@ def test_a_corrupt_cache_file_is_reported_and_rebuilt(tmp_path, caplog, damage):
         "truncate": content[: len(content) - 100],
         "garbage": b"not a numpy file at all",
         "append": content + b"\0" * 16,
+        "zeroed": _zeroed_in_place(content),
+        "bit": _one_bit_flipped(content),
     }[damage]
+    assert damaged != content
     entry.write_bytes(damaged)
     with caplog.at_level(logging.WARNING, logger="clipdash.precompute.cache"):
         rebuilt = cache.array("set", paths, build)

@@ -4,8 +4,9 @@
 the input size and the decoder) and a hash of the source files' paths, sizes and modification times, so a
 changed, added or removed file leads to a new entry. Entries are written to a temporary file and renamed
 into place, so a killed job never leaves a half-written entry, and are read back memory-mapped
-(``mmap_mode="r"``): a cache larger than RAM streams from disk. A file whose header or length does not
-check out is reported and rebuilt.
+(``mmap_mode="r"``): a cache larger than RAM streams from disk. Each file ends with the SHA-256 of its
+pixels, checked on every read (about a second per GiB), so an entry damaged in place (same size, other
+bytes) is caught too: a file whose header, length or checksum does not check out is reported and rebuilt.
 
 ``DevicePixels`` copies a run's uint8 arrays to the GPU once, while they fit in a share of its memory, so
 every checkpoint of the run reads its images from device memory.
@@ -28,7 +29,10 @@ from clipdash.errors import DatasetError
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "CLIPDASH_CACHE_DIR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a SHA-256 trailer after the .npy data
+CHECKSUM_TAG = b"clipdash-sha256:"
+TRAILER_BYTES = len(CHECKSUM_TAG) + hashlib.sha256().digest_size
+HASH_CHUNK_BYTES = 64 << 20
 DEVICE_SHARE = 0.25  # at most this share of the GPU's memory holds resident images
 
 
@@ -49,15 +53,32 @@ def files_fingerprint(files: Sequence[str | Path]) -> str:
     return digest.hexdigest()
 
 
+def pixels_digest(array: np.ndarray) -> bytes:
+    """SHA-256 of an array's bytes in C order, read in chunks (a memory map is never copied whole)."""
+    digest = hashlib.sha256()
+    flat = array.reshape(-1)
+    step = max(1, HASH_CHUNK_BYTES // max(1, array.itemsize))
+    for start in range(0, flat.size, step):
+        digest.update(np.ascontiguousarray(flat[start : start + step]).data)
+    return digest.digest()
+
+
 def _read_entry(path: Path) -> np.ndarray | None:
-    """The memory-mapped array at ``path``; None (and a warning) if the file is unreadable or truncated."""
+    """The memory-mapped array at ``path``; None (and a warning) if the file is unreadable, truncated or
+    fails its checksum."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
+        with path.open("rb") as f:
+            f.seek(-TRAILER_BYTES, os.SEEK_END)
+            trailer = f.read()
     except (OSError, ValueError, EOFError) as exc:
         log.warning("decoded-image cache file %s is unreadable (%s); rebuilding it", path, exc)
         return None
-    if not isinstance(array, np.memmap) or array.offset + array.nbytes != path.stat().st_size:
+    if not isinstance(array, np.memmap) or array.offset + array.nbytes + TRAILER_BYTES != path.stat().st_size:
         log.warning("decoded-image cache file %s has the wrong length; rebuilding it", path)
+        return None
+    if trailer != CHECKSUM_TAG + pixels_digest(array):
+        log.warning("decoded-image cache file %s fails its checksum (damaged on disk?); rebuilding it", path)
         return None
     return array
 
@@ -88,6 +109,7 @@ def _write_entry(path: Path, array: np.ndarray) -> None:
     try:
         with tmp.open("wb") as f:
             np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            f.write(CHECKSUM_TAG + pixels_digest(array))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
