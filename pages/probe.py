@@ -7,7 +7,7 @@ import streamlit as st
 from PIL import Image
 
 from clipdash import live
-from clipdash.data.upload import MAX_UPLOAD_BYTES, decode_upload
+from clipdash.data.upload import MAX_UPLOAD_BYTES, SUPPORTED, decode_upload, preview
 from clipdash.errors import ClipdashError, StoreError
 from clipdash.models.configs import register_model_config
 from pages.common import (
@@ -75,11 +75,11 @@ def choose_image() -> tuple[Image.Image | None, str | None]:
     """The image to probe (PIL RGB, or None) and, for a cue-conflict example, its name."""
     source = st.radio("Image", (UPLOAD, EXAMPLE), horizontal=True, key="probe_source")
     if source == UPLOAD:
-        uploaded = st.file_uploader(
-            "PNG, JPEG or WebP",
-            type=["png", "jpg", "jpeg", "webp"],
+        uploaded = st.file_uploader(  # no type filter: a refused type gets a sentence, not a red icon
+            SUPPORTED,
             max_upload_size=MAX_UPLOAD_BYTES // 2**20,
             key="probe_upload",
+            help="Other files (SVG, TIFF, HEIC, …) are refused with the reason.",
         )
         if uploaded is None:
             return None, None
@@ -182,7 +182,7 @@ with st.spinner("Embedding the image and the prompts…"):
     result = live.probe_image(model, image, tau, labels, pair)
 
 left, right = st.columns([1, 3])
-left.image(image, caption="the image", width="stretch")
+left.image(preview(image), caption=f"the image ({image.width}×{image.height} px)", width="stretch")
 left.image(result.pixels, caption=f"what the model sees ({len(result.pixels)} px)", width="stretch")
 with right:
     st.subheader("Shape or texture?")

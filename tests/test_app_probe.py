@@ -74,7 +74,10 @@ def open_page(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], **overrides:
 
 
 def text_of(app: AppTest) -> str:
-    return "\n".join(element.value for element in [*app.markdown, *app.info, *app.caption])
+    """The page's text: markdown, info boxes, captions and image captions."""
+    texts = [element.value for element in [*app.markdown, *app.info, *app.caption]]
+    texts += [image.caption for element in app.get("image") for image in element.proto.imgs]
+    return "\n".join(texts)
 
 
 def test_upload_shows_votes_top5_and_profile(monkeypatch, probe_env):
@@ -152,3 +155,48 @@ def test_a_missing_model_config_is_reported(monkeypatch, probe_env, tmp_path):
     assert [e.value for e in app.error] == [
         f"CLIPDASH_MODEL_CONFIGS: model config not found: {tmp_path / 'absent.json'}"
     ]
+
+
+def png_of_size(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    gradient = (np.arange(width * height) % 251).astype(np.uint8).reshape(height, width)
+    Image.fromarray(np.stack([gradient] * 3, axis=-1)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "size", [(5000, 1), (1, 5000), (1, 1), (3, 4000), (20_000, 1), (2, 2)], ids=lambda s: f"{s[0]}x{s[1]}"
+)
+def test_images_of_extreme_shape_give_votes_not_an_exception(monkeypatch, probe_env, size):
+    app = open_page(monkeypatch, probe_env)
+    app.file_uploader(key="probe_upload").upload("odd.png", png_of_size(*size), "image/png")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+    assert len(app.get("vega_lite_chart")) == CHARTS
+    assert f"{size[0]}×{size[1]} px" in text_of(app)
+
+
+def test_the_uploader_filters_no_type_so_a_refused_one_gets_a_sentence(monkeypatch, probe_env):
+    """A type filter makes the browser refuse a file with only a red icon; the page explains instead."""
+    app = open_page(monkeypatch, probe_env)
+    uploader = app.file_uploader(key="probe_upload")
+    assert uploader.allowed_type == [] and uploader.label == "PNG, JPEG, WebP, GIF or BMP"
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'
+    uploader.upload("drawing.svg", svg, "image/svg+xml")
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "SVG drawings are not supported; please export it as a PNG, JPEG, WebP, GIF or BMP image and "
+        "upload that."
+    ]
+
+
+def test_a_gif_upload_gives_votes(monkeypatch, probe_env):
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(buffer, format="GIF")
+    app = open_page(monkeypatch, probe_env)
+    app.file_uploader(key="probe_upload").upload("animation.gif", buffer.getvalue(), "image/gif")
+    app.run()
+    assert not app.exception and not app.error
+    assert len(app.get("vega_lite_chart")) == CHARTS and "the image (40×30 px)" in text_of(app)

@@ -200,6 +200,36 @@ def upload_image(tmp_path: Path) -> Path:
     return path
 
 
+def odd_files(tmp_path: Path) -> list[tuple[Path, str]]:
+    """Uploads the browser must hand to the page (no type filter), with what the page then says."""
+    svg = tmp_path / "drawing.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>')
+    gif = tmp_path / "flat.gif"
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(gif)
+    line = tmp_path / "line.png"
+    Image.fromarray(np.full((1, 5000, 3), 200, np.uint8)).save(line)
+    return [
+        (svg, "SVG drawings are not supported"),
+        (gif, "the image (40×30 px)"),
+        (line, "the image (5000×1 px)"),
+    ]
+
+
+def check_odd_uploads(page, tmp_path: Path) -> None:
+    """An SVG gets one sentence; a GIF and a 5000 × 1 PNG get votes (they raised or were refused before)."""
+    for path, said in odd_files(tmp_path):
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+        page.get_by_text(said).first.wait_for(timeout=PROBE_S * 1000)
+        settle(page, PROBE_S)
+        assert_no_errors(page, f"Probe an image, after uploading {path.name}")
+        body = page.inner_text("body")
+        if path.suffix == ".svg":
+            assert page.locator('[data-testid="stVegaLiteChart"]').count() == 0
+        else:
+            assert "prompt wins: cos =" in body, body
+        page.screenshot(path=str(SCREENSHOTS / f"probe-{path.stem}.png"), full_page=True)
+
+
 def test_every_page_renders_and_the_probe_page_probes(browser, server, tmp_path):
     SCREENSHOTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1800})  # the app scrolls inside its frame
@@ -235,5 +265,6 @@ def test_every_page_renders_and_the_probe_page_probes(browser, server, tmp_path)
         page.screenshot(path=str(SCREENSHOTS / "probe-uploaded.png"), full_page=True)
         charts.nth(3).scroll_into_view_if_needed()
         page.screenshot(path=str(SCREENSHOTS / "probe-uploaded-profile.png"))
+        check_odd_uploads(page, tmp_path)
     finally:
         page.close()

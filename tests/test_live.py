@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 import open_clip
@@ -306,3 +308,32 @@ def test_bundled_architecture_checkpoint_loads_and_probes(tmp_path):
     profile, entropy = live.prompt_profile(features, loaded.prompt_features(GENERIC_PROMPTS), 0.07)
     assert pixels.shape == (32, 32, 3) and features.norm().item() == pytest.approx(1.0, abs=1e-4)
     assert isinstance(profile, pd.DataFrame) and 0 <= entropy <= live.MAX_ENTROPY
+
+
+@pytest.fixture(scope="module")
+def offered_models(tiny_live) -> dict[str, live.LiveModel]:
+    """A model of each kind the probe page offers here: the bundled checkpoint and a database's file
+    (a typed ARCH:TAG needs the hub, which is offline here)."""
+    from clipdash.models.configs import register_builtin_configs
+
+    register_builtin_configs()
+    bundled = live.bundled_choice(Path(__file__).resolve().parents[1] / "data" / "bundled_model.pt")
+    models = {"database file": tiny_live}
+    if bundled is not None:
+        models["bundled"] = live.load_live_model(bundled.spec, CPU)
+    return models
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5000, 1), (1, 5000), (3, 4000), (20_000, 1)])
+def test_every_offered_model_probes_images_of_any_allowed_shape(offered_models, size):
+    from clipdash.data.upload import decode_upload
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (180, 40, 40)).save(buffer, format="PNG")
+    image = decode_upload(buffer.getvalue())
+    labels = live.label_set(live.list_label_sets()[0])
+    for name, model in offered_models.items():
+        result = live.probe_image(model, image, 0.07, labels, ("cat", "elephant"))
+        side = model.loaded.image_size
+        assert result.pixels.shape == (side, side, 3), name
+        assert result.vote["wins"].sum() == 1 and np.isfinite(result.entropy), name

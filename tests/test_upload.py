@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from clipdash.data.upload import MAX_PIXELS, decode_upload
+from clipdash.data.upload import MAX_PIXELS, MAX_SIDE, SUPPORTED, decode_upload, preview
 from clipdash.errors import ImageDecodeError
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
@@ -93,6 +93,21 @@ def test_pixel_limit_is_a_parameter():
     assert decode_upload(data, max_pixels=10000).size == (100, 100)
 
 
+@pytest.mark.parametrize("size", [(1_500_000, 1), (2_000_000, 1), (1, 1_500_000), (20_001, 2)])
+def test_a_side_over_the_limit_is_refused_before_decoding(size):
+    """Area alone let a 1.5 KB PNG of 1,500,000 × 1 px through, and resizing it took 7 GB."""
+    data = png_header_only(*size)
+    assert len(data) < 200
+    message = refusal(data)
+    assert f"{size[0]}×{size[1]}" in message and f"at most {MAX_SIDE:,} pixels" in message
+
+
+def test_a_real_file_one_pixel_high_at_the_side_limit_decodes():
+    data = encode(Image.new("RGB", (MAX_SIDE, 1), RED), "PNG")
+    assert len(data) < 2000
+    assert decode_upload(data).size == (MAX_SIDE, 1)
+
+
 def zip_bytes() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
@@ -129,9 +144,29 @@ def test_svg_is_refused_with_advice(svg):
     assert message.startswith("SVG") and "PNG, JPEG, WebP" in message
 
 
-def test_tiff_is_not_an_allowed_format():
+def test_tiff_is_refused_by_name():
     tiff = encode(Image.new("RGB", (4, 4), RED), "TIFF")
-    assert "not a PNG, JPEG, WebP, GIF or BMP image" in refusal(tiff)
+    message = refusal(tiff)
+    assert message.startswith("TIFF images are not supported") and "PNG, JPEG, WebP, GIF or BMP" in message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+def test_every_format_the_page_names_decodes(fmt):
+    assert fmt.lower() in SUPPORTED.lower()
+    assert decode_upload(encode(Image.new("RGB", (5, 4), RED), fmt)).size == (5, 4)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64), "HEIC/HEIF"),
+        (b"\0\0\0\x1cftypavif\0\0\0\0avifmif1" + bytes(64), "AVIF"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n", "EPS"),
+    ],
+)
+def test_other_refused_formats_are_named(data, named):
+    message = refusal(data)
+    assert message.startswith(f"{named} images are not supported") and SUPPORTED in message
 
 
 # --- conversions ------------------------------------------------------------------------------------------
@@ -299,3 +334,11 @@ def test_random_valid_images_decode_to_rgb_of_the_same_size(kind, width, height,
     assert out.mode == "RGB" and out.size == (width, height)
     if fmt in ("PNG", "BMP") and mode in ("RGB", "L", "P"):  # lossless and opaque: exact pixels
         assert np.array_equal(np.asarray(out), np.asarray(img.convert("RGB")))
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [((5000, 1), (1024, 1)), ((1, 5000), (1, 1024)), ((1, 1), (1, 1)), ((3000, 2000), (1024, 683))],
+)
+def test_the_preview_keeps_every_side_at_least_one_pixel(size, shown):
+    assert preview(Image.new("RGB", size, RED)).size == shown

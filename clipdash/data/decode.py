@@ -29,6 +29,7 @@ from tqdm import tqdm
 from clipdash.errors import DatasetError
 
 GPU_DECODE_CHUNK = 64
+MAX_ASPECT = 8  # long side / short side beyond which only the kept box is resized
 EXIF_ORIENTATION = 0x0112
 
 
@@ -50,9 +51,18 @@ def resize_geometry(width: int, height: int, size: int) -> tuple[int, int, int, 
 
 
 def resize_center_crop(img: Image.Image, size: int) -> np.ndarray:
-    """Shortest side to ``size`` (bicubic), centre crop to ``size``×``size``; returns HWC uint8."""
+    """Shortest side to ``size`` (bicubic), centre crop to ``size``×``size``; returns HWC uint8.
+
+    Beyond ``MAX_ASPECT`` the whole-image resize would hold ``size² × aspect`` pixels (a 20,000 × 1 image
+    at 224 px: 3 GB), so only the box that the crop keeps is resized (PIL's ``box``), which agrees with
+    the whole-image path to within two grey levels; ordinary images keep the exact path, byte for byte.
+    """
     width, height = img.size
     new_w, new_h, left, top = resize_geometry(width, height, size)
+    if max(new_w, new_h) > MAX_ASPECT * size:
+        scale_x, scale_y = width / new_w, height / new_h
+        box = (left * scale_x, top * scale_y, (left + size) * scale_x, (top + size) * scale_y)
+        return np.asarray(img.resize((size, size), Image.Resampling.BICUBIC, box=box), dtype=np.uint8)
     if (new_w, new_h) != (width, height):
         img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)

@@ -6,9 +6,11 @@ Uploads are untrusted, so decoding is defensive:
   other plugins. TIFF is refused on purpose: its many compressions, multi-page files and exotic sample formats
   add attack surface and conversions this page does not need (as do EPS, which runs Ghostscript, and SVG,
   which is vector).
-- Size limits come first: the byte count, then width×height read from the header before any pixel is decoded.
-  Pillow itself rejects images above ``2 * Image.MAX_IMAGE_PIXELS`` (about 179 megapixels) while opening, so
-  the effective pixel limit is the smaller of the two.
+- Size limits come first: the byte count, then each side and width×height, read from the header before any
+  pixel is decoded. The side limit matters as much as the area: a 1.5 KB PNG of 1,500,000 × 1 px is only
+  1.5 megapixels, but everything downstream that scales its short side up multiplies it (7 GB in the
+  page before this limit). Pillow itself rejects images above ``2 * Image.MAX_IMAGE_PIXELS`` (about 179
+  megapixels) while opening, so the effective pixel limit is the smaller of the two.
 - Truncated files are refused (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays off), rather than returned half grey.
 - Animated GIF/WebP give their first frame; EXIF orientation is applied; transparency is composited onto
   white; 16-bit greyscale is scaled to 8 bits. ICC profiles are ignored, as in open_clip's preprocessing
@@ -29,9 +31,14 @@ from clipdash.errors import ImageDecodeError
 
 MAX_UPLOAD_BYTES = 20_000_000
 MAX_PIXELS = 40_000_000
+MAX_SIDE = 20_000  # pixels, either side: a 20,000 × 2,000 panorama is 40 megapixels
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+PREVIEW_SIDE = 1024  # pixels: the long side of the copy the page displays
 
-_SUPPORTED = "PNG, JPEG, WebP, GIF or BMP"
+SUPPORTED = "PNG, JPEG, WebP, GIF or BMP"  # the allowed formats, as the page and README name them
+# Formats people try that are refused on purpose (see the module doc), named in the refusal.
+_REFUSED_MAGIC = ((b"II*\0", "TIFF"), (b"MM\0*", "TIFF"), (b"%!PS", "EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"))
+_HEIF_BRANDS = frozenset({b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc"})
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 # EXIF orientation -> the transpose that displays the image upright (as in ImageOps.exif_transpose).
 _ORIENTATION = {
@@ -73,9 +80,26 @@ def decode_upload(
         ) from exc
 
 
+def preview(img: Image.Image, max_side: int = PREVIEW_SIDE) -> Image.Image:
+    """A copy for display: at most ``max_side`` on its long side, at least 1 px on its short side.
+
+    Streamlit scales an image wider than its content width (1,460 px) down and floors the height, so a
+    5000 × 1 image became 1460 × 0 and raised "height and width must be > 0" in the page.
+    """
+    scale = max_side / max(img.size)
+    if scale >= 1:
+        return img
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.BOX)
+
+
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
-    """Refuse images whose header promises more than ``max_pixels`` pixels (a decompression bomb)."""
+    """Refuse images whose header promises a side over ``MAX_SIDE`` or more than ``max_pixels`` pixels."""
     width, height = size
+    if max(width, height) > MAX_SIDE:
+        raise ImageDecodeError(
+            f"The image is {width}×{height} pixels; each side may be at most {MAX_SIDE:,} pixels."
+        )
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"The image is {width}×{height} pixels ({width * height / 1e6:.1f} megapixels), "
@@ -94,8 +118,13 @@ def _unidentified_message(data: bytes) -> str:
     """Sentence for bytes no allowed format recognises, naming SVG when the bytes are SVG markup."""
     head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head.startswith(b"<") and b"<svg" in head:
-        return f"SVG drawings are not supported; please export it as a {_SUPPORTED} image and upload that."
-    return f"This file is not a {_SUPPORTED} image, so it cannot be decoded."
+        return f"SVG drawings are not supported; please export it as a {SUPPORTED} image and upload that."
+    named = next((name for magic, name in _REFUSED_MAGIC if data.startswith(magic)), None)
+    if named is None and data[4:12] in _HEIF_BRANDS:
+        named = "AVIF" if data[4:12] == b"ftypavif" else "HEIC/HEIF"
+    if named:
+        return f"{named} images are not supported; please convert it to a {SUPPORTED} image and upload that."
+    return f"This file is not a {SUPPORTED} image, so it cannot be decoded."
 
 
 def _apply_orientation(img: Image.Image) -> Image.Image:
