@@ -333,7 +333,15 @@ class Job:
         )
 
 
+EXIT_OK, EXIT_SKIPPED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the precompute; returns the exit code (README: 0 done, 1 some skipped, 2 error, 130 interrupted).
+
+    Usage errors (argparse) also exit 2. Every error is one line on stderr; the database keeps whatever
+    was written before it.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     start = time.time()
@@ -344,10 +352,17 @@ def main(argv: list[str] | None = None) -> int:
         job = Job(args)
         with ResultWriter(args.db) as writer:
             job.run(writer)
-    except ClipdashError as exc:
+        summary = summary_table(writer.path)
+    except (ClipdashError, OSError) as exc:
+        log.debug("precompute failed", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    summary = summary_table(args.db)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: {args.db} keeps every checkpoint finished so far; run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if not summary.empty:
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"done in {time.time() - start:.1f} s -> {args.db}")
@@ -355,5 +370,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(job.failures)} checkpoint(s) or evaluation(s) failed and were skipped:", file=sys.stderr)
         for failure in job.failures:
             print(f"  {failure}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_SKIPPED
+    return EXIT_OK

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from clipdash.errors import StoreError
-from clipdash.store.db import connect_read_only, create_schema, first_line
+from clipdash.store.db import connect_read_only, create_schema, damaged, first_line
 
 # Per-image tables have no primary-key index (it would double the file); each is written by exactly one
 # evaluation, so the writer replaces a checkpoint's rows wholesale instead of upserting them.
@@ -151,8 +151,11 @@ class ResultWriter:
 
     def completed(self, run: str) -> set[tuple[int, str]]:
         """(epoch, eval) pairs already stored for ``run``: what a resumed job skips."""
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            rows = con.execute("SELECT epoch, eval FROM evaluations WHERE run = ?", [run]).fetchall()
+        with connect_read_only(self.path) as con:
+            try:
+                rows = con.execute("SELECT epoch, eval FROM evaluations WHERE run = ?", [run]).fetchall()
+            except duckdb.Error as exc:
+                raise damaged(self.path, exc) from exc
         return {(int(epoch), name) for epoch, name in rows}
 
     def write(self, result: CheckpointResult) -> None:
