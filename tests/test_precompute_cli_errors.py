@@ -6,6 +6,8 @@ stored), 2 a usage, input or store error.
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 import pytest
 from conftest import cli_args
@@ -48,6 +50,18 @@ def _schema_version_only(path):
         con.execute("INSERT INTO schema_version VALUES (1)")
 
 
+def _truncated(path):
+    """A results database with three checkpoints of per-image rows, cut to half its size."""
+    from test_store_failures import _with_entropies
+
+    from clipdash.store import ResultWriter
+
+    with ResultWriter(path) as writer:
+        for epoch in range(3):
+            writer.write(_with_entropies("other-run", epoch, 50_000))
+    os.truncate(path, path.stat().st_size // 2)
+
+
 @pytest.mark.parametrize(
     ("make", "expected"),
     [
@@ -55,8 +69,9 @@ def _schema_version_only(path):
         (lambda p: p.write_bytes(b""), "is not a DuckDB database"),
         (lambda p: p.mkdir(), "is a folder, not a results database"),
         (_schema_version_only, "is missing the tables"),
+        (_truncated, "is damaged and cannot be read"),
     ],
-    ids=["text", "empty", "folder", "schema-version-only"],
+    ids=["text", "empty", "folder", "schema-version-only", "truncated"],
 )
 def test_an_unusable_db_is_one_sentence_and_exit_2(tmp_path, tiny_run, make, expected, capsys):
     db = tmp_path / "results.duckdb"

@@ -207,7 +207,7 @@ def test_unreadable_databases_raise_store_errors(tmp_path):
         queries.runs_overview(tmp_path / "missing.duckdb")
     garbage = tmp_path / "garbage.duckdb"
     garbage.write_bytes(b"not a database" * 100)
-    with pytest.raises(StoreError, match="not a readable DuckDB"):
+    with pytest.raises(StoreError, match="is not a DuckDB database"):
         queries.runs_overview(garbage)
     older = tmp_path / "older.duckdb"
     with duckdb.connect(str(older)) as con:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -70,6 +71,8 @@ def not_a_database(path: Path, exc: Exception) -> StoreError:
     """The one sentence for a file DuckDB cannot open: a folder, a text file, an empty or damaged file."""
     if path.is_dir():
         return StoreError(f"{path} is a folder, not a results database; give the path of a .duckdb file")
+    if not os.access(path, os.R_OK):
+        return StoreError(f"cannot read {path}: permission denied")
     return StoreError(f"{path} is not a DuckDB database, or its header is damaged ({first_line(exc)})")
 
 
