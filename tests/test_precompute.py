@@ -217,3 +217,52 @@ def test_clip_template_set_builds_imagenet_and_cue_conflict_classifiers(tiny_arc
     classifier = ctx.classifier(["cat", "dog"], imagenet_templates())
     assert classifier.shape == (32, 2)
     assert torch.allclose(classifier.norm(dim=0), torch.ones(2), atol=1e-5)
+
+
+def _copy_run(source: Path, target: Path, epochs: tuple[int, ...] = (0, 1)) -> Path:
+    target.mkdir(parents=True)
+    for epoch in epochs:
+        (target / f"epoch_{epoch}.pt").write_bytes((source / f"epoch_{epoch}.pt").read_bytes())
+    return target
+
+
+def test_two_run_folders_with_one_basename_are_not_merged(tmp_path, tiny_run, tiny_arch, shared_data, capsys):
+    """a/seed0/ and b/seed0/ used to become one run: the second was skipped as already evaluated."""
+    import open_clip
+
+    first = _copy_run(tiny_run, tmp_path / "a" / "seed0")
+    second = tmp_path / "b" / "seed0"
+    second.mkdir(parents=True)
+    torch.manual_seed(1)
+    other = open_clip.create_model(tiny_arch).state_dict()
+    for epoch in (0, 1):
+        torch.save({"epoch": epoch, "state_dict": other}, second / f"epoch_{epoch}.pt")
+    db = tmp_path / "results.duckdb"
+    assert main(cli_args(first, shared_data, db, "--evals", "tid2013")) == 0
+    assert main(cli_args(second, shared_data, db, "--evals", "tid2013")) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"run 'seed0' in {db} holds the checkpoints of {first}" in err and "--run-name" in err
+    assert main(cli_args(second, shared_data, db, "--evals", "tid2013", "--run-name", "b-seed0")) == 0
+    runs = query(db, "SELECT run, count(*) n FROM evaluations GROUP BY run ORDER BY run")
+    assert runs.to_dict("list") == {"run": ["b-seed0", "seed0"], "n": [2, 2]}
+    assert main(cli_args(second, shared_data, db, "--evals", "tid2013", "--run-name", "seed0")) == 2
+
+
+def test_a_moved_run_folder_is_still_the_same_run(tmp_path, tiny_run, shared_data):
+    first = _copy_run(tiny_run, tmp_path / "old" / "seed0")
+    db = tmp_path / "results.duckdb"
+    assert main(cli_args(first, shared_data, db, "--evals", "tid2013")) == 0
+    moved = tmp_path / "new" / "seed0"
+    moved.parent.mkdir()
+    first.rename(moved)
+    _copy_run(tiny_run, tmp_path / "extra", (2,))
+    (tmp_path / "extra" / "epoch_2.pt").rename(moved / "epoch_2.pt")
+    assert main(cli_args(moved, shared_data, db, "--evals", "tid2013")) == 0
+    assert query(db, "SELECT list_sort(list(epoch)) e FROM evaluations")["e"].item().tolist() == [0, 1, 2]
+
+
+def test_run_name_needs_exactly_one_model(tmp_path, tiny_run, shared_data, capsys):
+    args = cli_args(tiny_run, shared_data, tmp_path / "x.duckdb", "--run-name", "mine")
+    args += ["--model", "tiny-clip@" + str(tiny_run) + "/"]
+    assert main(args) == 2
+    assert "--run-name names one run: give it with exactly one --model" in capsys.readouterr().err

@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import logging
 import sys
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="FILE.json",
         help="register an open_clip model config under the file's stem (repeatable)",
+    )
+    parser.add_argument(
+        "--run-name",
+        default=None,
+        metavar="NAME",
+        help="the run's name in the database (with exactly one --model); default: the run folder's name, "
+        "ARCH:TAG, or the checkpoint file's name",
     )
     parser.add_argument("--data-root", type=Path, required=True, help="folder holding the datasets")
     parser.add_argument("--db", type=Path, required=True, help="DuckDB results file (created if absent)")
@@ -179,6 +187,34 @@ def shared_tables(inputs: RunInputs, evals: list[str]) -> dict[str, pd.DataFrame
     return tables
 
 
+def check_same_run(refs: list[CheckpointRef], writer: ResultWriter) -> None:
+    """Refuse to add checkpoints from another folder to a stored run of the same name.
+
+    Runs are named by their folder's basename, so ``a/seed0/`` and ``b/seed0/`` would merge (and the
+    second be skipped as done). The same checkpoint files in a new place (a moved folder, checked by the
+    SHA-256 of one epoch stored for both) are the same run.
+    """
+    run = refs[0].run
+    stored = writer.stored_checkpoints(run)
+    files = [ref for ref in refs if ref.path is not None]
+    stored_folders = sorted({Path(path).parent for path, _ in stored.values() if path})
+    if not files or not stored_folders or {ref.path.parent for ref in files} & set(stored_folders):
+        return
+    both = [ref for ref in files if stored.get(ref.epoch, (None, None))[1]]
+    if both and sha256_of(both[0].path) == stored[both[0].epoch][1]:
+        log.info(
+            "run %s: same checkpoints as stored from %s, now in %s",
+            run,
+            stored_folders[0],
+            files[0].path.parent,
+        )
+        return
+    raise ClipdashError(
+        f"run {run!r} in {writer.path} holds the checkpoints of {stored_folders[0]}; "
+        f"{files[0].path.parent} is another run with the same name: give it its own name with --run-name NAME"
+    )
+
+
 def parse_device(name: str) -> torch.device:
     """``cpu`` or ``cuda[:N]`` as a torch device; a CUDA device that is not there is a clear error."""
     try:
@@ -200,6 +236,8 @@ class Job:
         self.device = parse_device(args.device)
         check_precision(args.precision)
         self.batch_size = args.batch_size or DEFAULT_BATCH[self.device.type]
+        if args.run_name is not None and (len(args.model) != 1 or not args.run_name.strip()):
+            raise ClipdashError("--run-name names one run: give it with exactly one --model")
         self.evals = [e.strip() for e in args.evals.split(",") if e.strip()]
         if not self.evals:
             raise ClipdashError(f"--evals names no evaluation; choose from {', '.join(list_evaluations())}")
@@ -248,6 +286,10 @@ class Job:
         specs = [parse_model_spec(text) for text in self.args.model]
         for spec in specs:
             refs = resolve_checkpoints(spec)
+            if self.args.run_name is not None:
+                refs = [dataclasses.replace(ref, run=self.args.run_name.strip()) for ref in refs]
+            if refs:
+                check_same_run(refs, writer)
             done = writer.completed(refs[0].run) if refs else set()
             todo = [(ref, [e for e in self.evals if (ref.epoch, e) not in done]) for ref in refs]
             todo = [(ref, evals) for ref, evals in todo if evals]

@@ -158,6 +158,17 @@ class ResultWriter:
                 raise damaged(self.path, exc) from exc
         return {(int(epoch), name) for epoch, name in rows}
 
+    def stored_checkpoints(self, run: str) -> dict[int, tuple[str | None, str | None]]:
+        """epoch -> (path, sha256) of the checkpoints stored for ``run``."""
+        with connect_read_only(self.path) as con:
+            try:
+                rows = con.execute(
+                    "SELECT epoch, path, sha256 FROM checkpoints WHERE run = ?", [run]
+                ).fetchall()
+            except duckdb.Error as exc:
+                raise damaged(self.path, exc) from exc
+        return {int(epoch): (path, sha256) for epoch, path, sha256 in rows}
+
     def write(self, result: CheckpointResult) -> None:
         """Write one checkpoint's rows (and its finished-eval markers) in one transaction, then swap.
 
