@@ -80,6 +80,7 @@ def test_regenerates_without_release(tmp_path, caplog):
 
 def test_reads_official_layout_sliced_by_clean_length(tmp_path):
     clean = _clean("cifar100", n=4)
+    clean = LabeledImages(clean.name, clean.images, np.array([3, 1, 4, 1]), clean.classnames, clean.templates)
     folder = tmp_path / "CIFAR-100-C"
     folder.mkdir()
     release = np.repeat(np.arange(1, 6, dtype=np.uint8), 4)[:, None, None, None] * np.ones(

@@ -78,6 +78,25 @@ def load_cifar(data_root: Path, name: str, split: str = "test", download: bool =
     return LabeledImages(name, images, labels, classnames, templates)
 
 
+def load_cifar_release(
+    data_root: Path, name: str, split: str = "test", download: bool = False
+) -> LabeledImages:
+    """``split`` of the official python release only (lossless, in the release's order), never a copy.
+
+    CIFAR-C's corruptions are rows of this test set in this order, so their clean counterpart is this.
+    """
+    release = Path(data_root) / RELEASES[name].folder
+    if download and not release.is_dir():
+        _download(Path(data_root), name)
+    if not release.is_dir():
+        raise DatasetError(
+            f"the official {name} release is not at {release} (--download fetches it when online)"
+        )
+    images, labels = _read_release(release, RELEASES[name], split)
+    classnames, templates = load_prompts(name)
+    return LabeledImages(name, images, labels, classnames, templates)
+
+
 def _folder_name(classname: str) -> str:
     """torchvision's name for a CLIP class name (CLIP has spaces where torchvision has underscores)."""
     return classname.replace(" ", "_")

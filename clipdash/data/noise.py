@@ -33,11 +33,18 @@ def gaussian_noise(images: np.ndarray, severity: int, seed: int = 0) -> np.ndarr
     return x.astype(np.uint8)
 
 
+def release_path(data_root: Path, name: str) -> Path:
+    """Where the official Gaussian-noise release of CIFAR ``name`` would be (``<root>/CIFAR-10-C/...``)."""
+    return Path(data_root) / RELEASE_FOLDERS[name] / "gaussian_noise.npy"
+
+
 def load_gaussian_noise(data_root: Path, clean: LabeledImages, seed: int = 0) -> dict[int, LabeledImages]:
     """Severity → Gaussian-noise copy of ``clean`` (a CIFAR-10/100 array set).
 
     Uses ``<data_root>/CIFAR-10-C/gaussian_noise.npy`` + ``labels.npy`` (``CIFAR-100-C`` for CIFAR-100) when
-    present: severity s is rows (s−1)·n … s·n−1 with n = ``len(clean)``. Otherwise regenerates from ``clean``.
+    present: severity s is rows (s−1)·n … s·n−1 with n = ``len(clean)``, and ``clean`` must then be the
+    official test set in its order (its labels are checked against ``labels.npy``). Otherwise regenerates
+    from ``clean``.
     """
     if clean.name not in RELEASE_FOLDERS or not isinstance(clean.images, np.ndarray):
         raise DatasetError(
@@ -45,7 +52,7 @@ def load_gaussian_noise(data_root: Path, clean: LabeledImages, seed: int = 0) ->
         )
     name = f"{clean.name}-c/gaussian_noise"
     folder = Path(data_root) / RELEASE_FOLDERS[clean.name]
-    if (folder / "gaussian_noise.npy").is_file():
+    if release_path(data_root, clean.name).is_file():
         return _read_release(folder, clean, name)
     logger.info(
         "%s not found (official release: %s); regenerating %s from the clean images with seed %d",
@@ -77,6 +84,12 @@ def _read_release(folder: Path, clean: LabeledImages, name: str) -> dict[int, La
             f"{images_path}: expected uint8 {expected} and {expected[0]} labels for {n} clean images, "
             f"got {images.dtype} {images.shape} and labels {labels.shape}"
         )
+    for s in SEVERITIES:
+        if not np.array_equal(labels[(s - 1) * n : s * n], clean.labels):
+            raise DatasetError(
+                f"{labels_path} does not list the {clean.name} test labels in order for severity {s}: the "
+                f"release pairs with the official test set ({clean.name}, {n} images) row by row"
+            )
     return {
         s: LabeledImages(
             name,

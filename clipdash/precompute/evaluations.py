@@ -18,6 +18,7 @@ from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
 from clipdash.data.cue_conflict import load_imagenet16_indices
 from clipdash.data.prompts import imagenet_templates
+from clipdash.data.types import LabeledImages
 from clipdash.evals import class_agnostic, cue_conflict, noise, quality, tid2013, zeroshot
 from clipdash.precompute.context import CheckpointContext
 from clipdash.precompute.inputs import SEVERITIES, RunInputs, first_per_class
@@ -30,30 +31,36 @@ def _rows(values: dict[str, float], dataset: str, **variant: object) -> Rows:
     return [(metric, dataset, format_variant(**variant), float(value)) for metric, value in values.items()]
 
 
-def _zero_shot(ctx: CheckpointContext, name: str, key: str | None = None) -> dict[str, float]:
-    data = ctx.inputs.labeled(name)
+def _zero_shot(ctx: CheckpointContext, data: LabeledImages, key: str) -> dict[str, float]:
+    """Zero-shot metrics of image set ``key``, scored against ``data``'s labels (the same rows)."""
     classifier = ctx.classifier(data.classnames, data.templates)
     labels = torch.as_tensor(data.labels)
-    return zeroshot.zero_shot_metrics(ctx.features(key or name), classifier, labels)
+    return zeroshot.zero_shot_metrics(ctx.features(key), classifier, labels)
 
 
 def evaluate_zeroshot(ctx: CheckpointContext) -> EvalResult:
     """Zero-shot acc1/acc5/mean-per-class recall on every test set present."""
     rows: Rows = []
     for name in ctx.inputs.zeroshot_names:
-        values = {**_zero_shot(ctx, name), "n_images": len(ctx.inputs.labeled(name))}
+        values = {
+            **_zero_shot(ctx, ctx.inputs.labeled(name), name),
+            "n_images": len(ctx.inputs.labeled(name)),
+        }
         rows += _rows(values, name, templates=ctx.template_set)
     return EvalResult("zeroshot", 0.0, rows)
 
 
 def evaluate_noise(ctx: CheckpointContext) -> EvalResult:
-    """CIFAR-10 with Gaussian noise (CIFAR-C recipe), severities 1–5; noise_drop = (clean-noisy)/clean."""
-    clean = _zero_shot(ctx, "cifar10")["acc1"]
+    """CIFAR-10 with Gaussian noise (CIFAR-C recipe), severities 1–5; noise_drop = (clean-noisy)/clean.
+
+    Each set is scored against its own labels; the clean set is the one the noisy rows were made from.
+    """
+    clean = _zero_shot(ctx, ctx.inputs.noise_clean, ctx.inputs.noise_clean_key)["acc1"]
     dataset = "cifar10-c/gaussian_noise"
     rows: Rows = []
     drops, accuracies = [], []
     for severity in SEVERITIES:
-        values = _zero_shot(ctx, "cifar10", f"{dataset}/{severity}")
+        values = _zero_shot(ctx, ctx.inputs.noisy[severity], f"{dataset}/{severity}")
         drop = noise.noise_drop(clean, values["acc1"])
         accuracies.append(values["acc1"])
         drops.append(drop)
@@ -266,7 +273,10 @@ EVALUATIONS: dict[str, Evaluation] = {
     "zeroshot": Evaluation(evaluate_zeroshot, lambda inputs: inputs.zeroshot_names),
     "noise": Evaluation(
         evaluate_noise,
-        lambda inputs: ("cifar10", *(f"cifar10-c/gaussian_noise/{severity}" for severity in SEVERITIES)),
+        lambda inputs: (
+            inputs.noise_clean_key,
+            *(f"cifar10-c/gaussian_noise/{severity}" for severity in SEVERITIES),
+        ),
     ),
     "tid2013": Evaluation(evaluate_tid2013, lambda inputs: ("tid2013/reference", "tid2013/distorted")),
     "livec": Evaluation(evaluate_livec, lambda inputs: ("livec",)),

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipdash.data.cifar import RELEASES, load_cifar
+from clipdash.data.cifar import RELEASES, load_cifar, load_cifar_release
 from clipdash.data.cue_conflict import CueConflict, load_cue_conflict
 from clipdash.data.decode import decode_images
-from clipdash.data.noise import load_gaussian_noise
+from clipdash.data.noise import load_gaussian_noise, release_path
 from clipdash.data.prompts import load_prompts
 from clipdash.data.quality import QualityImages
 from clipdash.data.registry import load_dataset
@@ -32,6 +32,7 @@ from clipdash.precompute.cache import DecodedCache, DevicePixels
 
 log = logging.getLogger(__name__)
 SEVERITIES = (1, 2, 3, 4, 5)
+NOISE_CLEAN_RELEASE = "cifar10-c/clean"  # image-set key: the official test set beside the CIFAR-10-C release
 
 
 def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
@@ -88,11 +89,16 @@ class RunInputs:
         """``nvjpeg`` (JPEGs decoded on the CUDA device) or ``pil``; part of every cache key."""
         return "nvjpeg" if self.gpu_decode and self.device.type == "cuda" else "pil"
 
+    def _limit_index(self, labels: np.ndarray) -> np.ndarray | None:
+        """The class-balanced rows ``limit`` keeps (the first of each class), or None for all rows."""
+        if self.limit is None or len(labels) <= self.limit:
+            return None
+        n_classes = max(1, len(np.unique(labels)))
+        return first_per_class(labels, math.ceil(self.limit / n_classes))[: self.limit]
+
     def _limit_labeled(self, data: LabeledImages) -> LabeledImages:
-        if self.limit is None or len(data) <= self.limit:
-            return data
-        n_classes = max(1, len(np.unique(data.labels)))
-        return subset(data, first_per_class(data.labels, math.ceil(self.limit / n_classes))[: self.limit])
+        index = self._limit_index(data.labels)
+        return data if index is None else subset(data, index)
 
     def labeled(self, name: str) -> LabeledImages:
         """A zero-shot test set: cifar10, cifar100 (test split) or imagenette (val), loaded on first use."""
@@ -123,10 +129,40 @@ class RunInputs:
             per_class = min(per_class, math.ceil(self.limit / len(train.classnames)))
         return subset(train, first_per_class(train.labels, per_class))
 
-    @cached_property
+    @property
+    def noise_clean_key(self) -> str:
+        """The image set the noisy sets are compared with: the CIFAR-10 test set of the same source."""
+        return NOISE_CLEAN_RELEASE if release_path(self.data_root, "cifar10").is_file() else "cifar10"
+
+    @property
+    def noise_clean(self) -> LabeledImages:
+        """The clean counterpart of ``noisy``: row i of every severity is row i of this set."""
+        return self._noise_sets[0]
+
+    @property
     def noisy(self) -> dict[int, LabeledImages]:
         """Gaussian-noise CIFAR-10-C, severities 1–5 (official release if present, else regenerated)."""
-        return load_gaussian_noise(self.data_root, self.labeled("cifar10"), seed=self.noise_seed)
+        return self._noise_sets[1]
+
+    @cached_property
+    def _noise_sets(self) -> tuple[LabeledImages, dict[int, LabeledImages]]:
+        """Regenerated from the zero-shot CIFAR-10 test set, or the official release beside its own clean
+        test set (lossless, test-set order; a class-folder copy is another source in another order)."""
+        if self.noise_clean_key == "cifar10":
+            clean = self.labeled("cifar10")
+            return clean, load_gaussian_noise(self.data_root, clean, seed=self.noise_seed)
+        try:
+            clean = load_cifar_release(self.data_root, "cifar10", "test", download=self.download)
+        except DatasetError as exc:
+            raise DatasetError(
+                f"{release_path(self.data_root, 'cifar10')} is here, but it pairs with the lossless CIFAR-10 "
+                f"test set in its own order, and {exc}"
+            ) from exc
+        noisy = load_gaussian_noise(self.data_root, clean, seed=self.noise_seed)
+        index = self._limit_index(clean.labels)
+        if index is None:
+            return clean, noisy
+        return subset(clean, index), {severity: subset(data, index) for severity, data in noisy.items()}
 
     @cached_property
     def cue_conflict(self) -> CueConflict:
@@ -176,6 +212,8 @@ class RunInputs:
             return self._as_pixels(self.labeled(key).images, key)
         if key == "cifar10/probe_train":
             return self._as_pixels(self.probe_train.images, key)
+        if key == NOISE_CLEAN_RELEASE:
+            return self.noise_clean.images
         if key.startswith("cifar10-c/gaussian_noise/"):
             return self.noisy[int(key.rsplit("/", 1)[1])].images
         if key == "cue-conflict":
