@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -117,3 +118,19 @@ def test_missing_indices_and_trials_are_named(tmp_path):
         load_imagenet16_indices(tmp_path)
     with pytest.raises(DatasetError, match="human-trials"):
         load_human_trials(tmp_path)
+
+
+@pytest.mark.parametrize("limit", [16, 32, 50])
+def test_limit_draws_conflict_images_from_every_shape_class(shared_data, limit):
+    """--limit used to keep the first N conflict images in folder order: the first shape classes only."""
+    from clipdash.precompute.inputs import RunInputs
+
+    data = RunInputs(shared_data, 32, limit=limit).cue_conflict
+    counts = pd.Series(data.shape_class).value_counts()
+    assert len(data) == limit and all(
+        s != t for s, t in zip(data.shape_class, data.texture_class, strict=True)
+    )
+    assert len(counts) == 16 and counts.max() - counts.min() <= 1
+    full = load_cue_conflict(shared_data)
+    order = {name: i for i, name in enumerate(full.names)}
+    assert [order[n] for n in data.names] == sorted(order[n] for n in data.names)  # folder order kept

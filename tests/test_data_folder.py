@@ -60,3 +60,21 @@ def test_imagenette_needs_its_ten_wnids(tmp_path):
 def test_imagenette_missing_names_path(tmp_path):
     with pytest.raises(DatasetError, match=str(tmp_path / "imagenette" / "val")):
         load_imagenette(tmp_path)
+
+
+def test_balanced_subset_takes_classes_in_turn_and_keeps_the_order():
+    from clipdash.precompute.inputs import balanced_subset
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 0, 2, 2])  # sorted-ish, as class folders are
+    assert balanced_subset(labels, 5).tolist() == [0, 1, 4, 5, 6]
+    assert balanced_subset(labels, 3).tolist() == [0, 4, 6]
+    assert balanced_subset(labels, 8).tolist() == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert balanced_subset(labels, 99).tolist() == list(range(10))
+
+
+def test_a_limit_on_a_class_sorted_set_reaches_every_class(shared_data):
+    """The first-per-class rule truncated in folder order: --limit 24 on CIFAR-10 left two classes empty."""
+    from clipdash.precompute.inputs import RunInputs
+
+    counts = np.bincount(RunInputs(shared_data, 32, limit=24).labeled("cifar10").labels, minlength=10)
+    assert counts.sum() == 24 and counts.min() == 2 and counts.max() == 3

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import cli_args
 
-from clipdash.data.cue_conflict import load_cue_conflict
 from clipdash.precompute.cli import main
+from clipdash.precompute.inputs import RunInputs
 from clipdash.store.queries import query
 
 EVALS = "zeroshot,tid2013,cue_conflict"
@@ -42,10 +42,8 @@ def _data_root_with(tmp_path: Path, shared_data: Path, broken: str, content: byt
 
 @pytest.fixture
 def corrupt_stimulus(shared_data: Path) -> str:
-    """A cue-conflict stimulus among the first 24 conflict images (the ones ``--limit 24`` uses)."""
-    data = load_cue_conflict(shared_data)
-    first = [name for name, conflict in zip(data.names, data.is_conflict, strict=True) if conflict][3]
-    return f"cue-conflict/stimuli/{first}"
+    """A cue-conflict stimulus among the 24 conflict images that ``--limit 24`` uses."""
+    return f"cue-conflict/stimuli/{RunInputs(shared_data, 32, limit=24).cue_conflict.names[5]}"
 
 
 def test_one_corrupt_stimulus_skips_cue_conflict_once_and_stores_the_rest(

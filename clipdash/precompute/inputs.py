@@ -43,6 +43,20 @@ def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
+def balanced_subset(labels: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of ``limit`` items, the first of each class in turn (round robin), in the original order.
+
+    Class counts differ by at most one (while a class has items left), whatever order the items are in.
+    """
+    labels = np.asarray(labels)
+    ranks = np.empty(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        ranks[members] = np.arange(len(members))
+    by_rank = np.lexsort((np.arange(len(labels)), ranks))
+    return np.sort(by_rank[:limit])
+
+
 def subset(data: LabeledImages, index: np.ndarray) -> LabeledImages:
     """The items of ``data`` at ``index`` (paths or pixel rows)."""
     images = data.images[index] if isinstance(data.images, np.ndarray) else [data.images[i] for i in index]
@@ -90,11 +104,10 @@ class RunInputs:
         return "nvjpeg" if self.gpu_decode and self.device.type == "cuda" else "pil"
 
     def _limit_index(self, labels: np.ndarray) -> np.ndarray | None:
-        """The class-balanced rows ``limit`` keeps (the first of each class), or None for all rows."""
+        """The rows ``limit`` keeps (``balanced_subset``), or None for all rows."""
         if self.limit is None or len(labels) <= self.limit:
             return None
-        n_classes = max(1, len(np.unique(labels)))
-        return first_per_class(labels, math.ceil(self.limit / n_classes))[: self.limit]
+        return balanced_subset(labels, self.limit)
 
     def _limit_labeled(self, data: LabeledImages) -> LabeledImages:
         index = self._limit_index(data.labels)
@@ -166,8 +179,12 @@ class RunInputs:
 
     @cached_property
     def cue_conflict(self) -> CueConflict:
+        """The conflict images (shape ≠ texture); ``limit`` keeps a subset balanced over shape classes."""
         data = load_cue_conflict(self.data_root)
-        keep = np.flatnonzero(data.is_conflict)[: self.limit]
+        keep = np.flatnonzero(data.is_conflict)
+        index = self._limit_index(np.asarray(data.shape_class)[keep])
+        if index is not None:
+            keep = keep[index]
         return CueConflict(
             [data.paths[i] for i in keep],
             [data.names[i] for i in keep],
