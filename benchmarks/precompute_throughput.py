@@ -45,10 +45,10 @@ from clipdash.data.prompts import load_prompts
 from clipdash.evals.linear_probe import linear_probe
 from clipdash.evals.torch_probe import torch_linear_probe
 from clipdash.models.configs import register_builtin_configs, register_model_config
+from clipdash.models.encode import encode_images, prepare_model
 from clipdash.models.loading import LoadedModel, create_architecture
 from clipdash.precompute.cache import DecodedCache
 from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.encode import encode_images, prepare_model
 from clipdash.precompute.inputs import RunInputs, first_per_class
 
 REPO = Path(__file__).resolve().parents[1]

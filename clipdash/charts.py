@@ -367,3 +367,82 @@ def chart_image(chart: alt.TopLevelMixin, fmt: str) -> bytes:
     chart.save(buffer, format=fmt, **({"scale_factor": 2} if fmt == "png" else {}))
     value = buffer.getvalue()
     return value.encode() if isinstance(value, str) else value
+
+
+# --- the probe page: charts of a clipdash.probe.scores.ProbeResult's tables ---------------------------
+
+
+def _bar_rows(chart: alt.TopLevelMixin, title: str, rows: int) -> alt.TopLevelMixin:
+    """Title, a height of one bar row per item, and the page's width."""
+    return chart.properties(
+        title=title, height=22 * rows + 20, autosize=alt.AutoSizeParams(type="fit-x", contains="padding")
+    )
+
+
+def _tip(column: str) -> alt.Tooltip:
+    return alt.Tooltip(f"{column}:Q", format=".4f")
+
+
+def sixteen_class_chart(sixteen: pd.DataFrame, pair: tuple[str, str]) -> alt.TopLevelMixin:
+    """The 16 class probabilities, the chosen pair's shape and texture classes in their cue colours."""
+    shape, texture = pair
+    role = sixteen["class"].map(lambda c: "shape" if c == shape else "texture" if c == texture else "other")
+    bars = (
+        alt.Chart(sixteen.assign(role=role))
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", title="softmax(logit scale · cos)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("class:N", sort=list(sixteen["class"]), title=None),
+            color=alt.Color(
+                "role:N", scale=_CUE_SCALE, title="pair's class", legend=alt.Legend(orient="bottom")
+            ),
+            tooltip=["class:N", _tip("probability"), _tip("cosine")],
+        )
+    )
+    return _bar_rows(bars, "16-class scores (80 ImageNet templates)", len(sixteen))
+
+
+def vote_chart(vote: pd.DataFrame) -> alt.TopLevelMixin:
+    """The two cosines of the two-prompt vote, the winner's bar labelled "wins"."""
+    frame = vote.assign(
+        prompt=vote["cue"] + ": " + vote["class"], result=vote["wins"].map({True: "wins", False: ""})
+    )
+    base = alt.Chart(frame).encode(
+        x=alt.X("cosine:Q", title="cos(image, class text embedding)"),
+        y=alt.Y("prompt:N", sort=None, title=None),
+        tooltip=["cue:N", "class:N", _tip("cosine"), "wins:N"],
+    )
+    bars = base.mark_bar().encode(color=alt.Color("cue:N", scale=_CUE_SCALE, legend=None))
+    labels = base.mark_text(align="left", dx=4, fontWeight="bold").encode(text="result:N")
+    return _bar_rows(alt.layer(bars, labels), "Two-prompt vote: shape class vs texture class", len(frame))
+
+
+def top5_chart(top5: pd.DataFrame, label_set_name: str) -> alt.TopLevelMixin:
+    """The top-5 labels' probabilities, most probable first."""
+    bars = (
+        alt.Chart(top5)
+        .mark_bar(color=CUE_COLOURS["shape"])
+        .encode(
+            x=alt.X("probability:Q", title="softmax(logit scale · cos)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("label:N", sort=alt.SortField("rank"), title=None, axis=alt.Axis(labelLimit=300)),
+            tooltip=["rank:Q", "label:N", _tip("probability"), _tip("cosine")],
+        )
+    )
+    return _bar_rows(bars, f"Zero-shot top-{len(top5)} of {label_set_name}", len(top5))
+
+
+def profile_chart(profile: pd.DataFrame, tau: float) -> alt.TopLevelMixin:
+    """The prompt profile, most probable prompt first, with the uniform level 1/K as a dashed rule."""
+    bars = (
+        alt.Chart(profile)
+        .mark_bar(color="#4a5568")
+        .encode(
+            x=alt.X("probability:Q", title=f"softmax(cos / τ), τ = {tau:g}"),
+            y=alt.Y("prompt:N", sort="-x", title=None, axis=alt.Axis(labelLimit=300)),
+            tooltip=["prompt:N", _tip("probability"), _tip("cosine")],
+        )
+    )
+    uniform = alt.Chart(pd.DataFrame({"probability": [1 / len(profile)]}))
+    rule = uniform.mark_rule(color="black", strokeDash=[4, 3]).encode(x="probability:Q")
+    title = f"Class-agnostic prompt profile (dashed: uniform 1/{len(profile)})"
+    return _bar_rows(alt.layer(bars, rule), title, len(profile))

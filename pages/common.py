@@ -87,11 +87,12 @@ def prewarm_imports() -> None:
     def load() -> None:
         for name in HEAVY_MODULES:
             importlib.import_module(name)
-        live = importlib.import_module("clipdash.live")
-        choice = live.bundled_choice(BUNDLED_MODEL)
+        choices = importlib.import_module("clipdash.probe.choices")
+        live_models = importlib.import_module("clipdash.probe.model")
+        choice = choices.bundled_choice(BUNDLED_MODEL)
         if choice is not None:
             try:
-                live.prewarm(choice.spec)
+                live_models.prewarm(choice.spec)
             except ClipdashError:
                 pass  # the Probe page loads it again and shows the error where the user looks
 

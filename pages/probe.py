@@ -6,10 +6,13 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from clipdash import live
+from clipdash import charts
 from clipdash.data.upload import MAX_UPLOAD_BYTES, SUPPORTED, decode_upload, preview
 from clipdash.errors import ClipdashError, StoreError
 from clipdash.models.configs import register_model_config
+from clipdash.probe import choices, scores
+from clipdash.probe import labels as label_sets
+from clipdash.probe import model as live_models
 from pages.common import (
     BUNDLED_MODEL,
     DB_KEY,
@@ -36,36 +39,36 @@ def register_configs(paths: tuple[str, ...]) -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def live_model(spec: str) -> live.LiveModel:
+def live_model(spec: str) -> live_models.LiveModel:
     """One loaded model per spec, shared by all sessions, with its class prompts already embedded."""
-    return live.warmed_model(spec)
+    return live_models.warmed_model(spec)
 
 
-def database_choices() -> list[live.ModelChoice]:
+def database_choices() -> list[choices.ModelChoice]:
     """Checkpoint files listed in the sidebar's database; none when it is missing or unreadable."""
     try:
         db = validate_database_path(st.session_state.get(DB_KEY) or str(default_database()), allowed_roots())
-        return live.database_choices(db)
+        return choices.database_choices(db)
     except (StoreError, ClipdashError):
         return []
 
 
-def choose_model() -> live.ModelChoice | None:
+def choose_model() -> choices.ModelChoice | None:
     """The model picker: the bundled checkpoint, the database's checkpoint files, or a typed ARCH:TAG."""
-    bundled = live.bundled_choice(BUNDLED_MODEL)
-    choices = ([bundled] if bundled else []) + database_choices()
-    labels = [choice.label for choice in choices] + [TYPED]
-    picked = st.selectbox("Model", labels, key="probe_model", help="Loaded once per model, then kept.")
+    bundled = choices.bundled_choice(BUNDLED_MODEL)
+    offered = ([bundled] if bundled else []) + database_choices()
+    names = [choice.label for choice in offered] + [TYPED]
+    picked = st.selectbox("Model", names, key="probe_model", help="Loaded once per model, then kept.")
     if bundled is None:
         st.caption(f"The bundled checkpoint ({BUNDLED_MODEL.relative_to(REPO)}) is not here.")
     if picked != TYPED:
-        return choices[labels.index(picked)]
+        return offered[names.index(picked)]
     text = st.text_input("open_clip model", placeholder="ViT-B-32:openai", key="probe_spec")
     if not text.strip():
         st.info("Type an open_clip ARCH:TAG (for example ViT-B-32:openai), or pick a model from the list.")
         return None
     try:
-        return live.typed_choice(text)
+        return choices.typed_choice(text)
     except ClipdashError as exc:
         st.error(str(exc))
         return None
@@ -101,10 +104,10 @@ def choose_example() -> tuple[Image.Image | None, str | None]:
         )
         return None, None
     try:
-        names = live.cue_conflict_examples(data_root)
+        names = choices.cue_conflict_examples(data_root)
         index = names.index(DEFAULT_EXAMPLE) if DEFAULT_EXAMPLE in names else 0
         name = st.selectbox("Stimulus (shape/shape-texture)", names, index=index, key="probe_example")
-        return live.load_example(data_root, name), name
+        return choices.load_example(data_root, name), name
     except ClipdashError as exc:
         st.error(f"Cue-conflict examples are not available: {exc}")
         return None, None
@@ -116,18 +119,18 @@ def stimuli_folder() -> Path | None:
     return stimuli.parent if stimuli else None
 
 
-def choose_labels() -> live.LabelSet | None:
+def choose_labels() -> label_sets.LabelSet | None:
     """The label set for the top-5: a packaged one or comma-separated custom labels."""
     name = st.selectbox(
-        "Labels for the zero-shot top-5", [*live.list_label_sets(), CUSTOM], key="probe_labels"
+        "Labels for the zero-shot top-5", [*label_sets.list_label_sets(), CUSTOM], key="probe_labels"
     )
     if name != CUSTOM:
-        return live.label_set(name)
+        return label_sets.label_set(name)
     text = st.text_input(
         "Custom labels (comma-separated)", "cat, dog, elephant, a photo of a texture", key="probe_custom"
     )
     try:
-        return live.custom_label_set(text)
+        return label_sets.custom_label_set(text)
     except ClipdashError as exc:
         st.error(str(exc))
         return None
@@ -164,8 +167,8 @@ if image is None:
     st.info("Upload an image or pick a cue-conflict example to probe it.")
     st.stop()
 
-shape, texture = live.example_pair(example) if example else ("cat", "elephant")
-classes = list(live.CUE_CONFLICT_CLASSES)
+shape, texture = choices.example_pair(example) if example else ("cat", "elephant")
+classes = list(label_sets.CUE_CONFLICT_CLASSES)
 left, middle, right = st.columns(3)
 pair = (  # keyed by the example, so picking another stimulus resets the pair to its classes
     left.selectbox("Shape class", classes, index=classes.index(shape), key=f"probe_shape:{example}"),
@@ -179,7 +182,7 @@ if labels is None:
     st.stop()
 
 with st.spinner("Embedding the image and the prompts…"):
-    result = live.probe_image(model, image, tau, labels, pair)
+    result = scores.probe_image(model, image, tau, labels, pair)
 
 left, right = st.columns([1, 3])
 left.image(preview(image), caption=f"the image ({image.width}×{image.height} px)", width="stretch")
@@ -193,19 +196,19 @@ with right:
         f"The **{winner['cue']}** prompt wins: cos = {result.vote['cosine'].iloc[0]:.4f} for *{pair[0]}* "
         f"(shape) vs {result.vote['cosine'].iloc[1]:.4f} for *{pair[1]}* (texture)."
     )
-    show_chart(live.vote_chart(result.vote), result.vote, "probe-vote")
-    show_chart(live.sixteen_class_chart(result.sixteen, pair), result.sixteen, "probe-16-class")
+    show_chart(charts.vote_chart(result.vote), result.vote, "probe-vote")
+    show_chart(charts.sixteen_class_chart(result.sixteen, pair), result.sixteen, "probe-16-class")
 
 left, right = st.columns(2)
 with left:
     st.subheader("Zero-shot top-5")
-    show_chart(live.top5_chart(result.top5, labels.name), result.top5, "probe-top5")
+    show_chart(charts.top5_chart(result.top5, labels.name), result.top5, "probe-top5")
 with right:
     st.subheader("Class-agnostic profile")
     st.metric(
         "Entropy of the profile",
         f"{result.entropy:.3f} nats",
-        help=f"At most ln {len(result.profile)} = {live.MAX_ENTROPY:.3f} (a flat profile, τ → ∞).",
+        help=f"At most ln {len(result.profile)} = {scores.MAX_ENTROPY:.3f} (a flat profile, τ → ∞).",
     )
-    st.caption(f"{result.entropy / live.MAX_ENTROPY:.1%} of the maximum, ln {len(result.profile)}.")
-    show_chart(live.profile_chart(result.profile, tau), result.profile, "probe-profile")
+    st.caption(f"{result.entropy / scores.MAX_ENTROPY:.1%} of the maximum, ln {len(result.profile)}.")
+    show_chart(charts.profile_chart(result.profile, tau), result.profile, "probe-profile")

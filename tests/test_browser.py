@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipdash import live
+from clipdash.probe import choices
 
 pytestmark = pytest.mark.browser
 
@@ -54,10 +54,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def probe_models(db: Path) -> list[live.ModelChoice]:
+def probe_models(db: Path) -> list[choices.ModelChoice]:
     """What the probe page will offer with ``db``: the bundled checkpoint and the database's files."""
-    bundled = live.bundled_choice(BUNDLED_MODEL)
-    return ([bundled] if bundled else []) + live.database_choices(db)
+    bundled = choices.bundled_choice(BUNDLED_MODEL)
+    return ([bundled] if bundled else []) + choices.database_choices(db)
 
 
 def engine_database(data_root: Path, root: Path) -> Path:

@@ -19,11 +19,11 @@ from clipdash.data.decode import (
     resize_center_crop_tensor,
 )
 from clipdash.errors import ClipdashError
+from clipdash.models.encode import check_precision, encode_images, prepare_model, uses_channels_last
 from clipdash.models.loading import LoadedModel
 from clipdash.precompute import inputs as inputs_module
 from clipdash.precompute.cache import DecodedCache, DevicePixels, default_cache_dir, files_fingerprint
 from clipdash.precompute.cli import main
-from clipdash.precompute.encode import check_precision, encode_images, prepare_model, uses_channels_last
 from clipdash.precompute.inputs import RunInputs
 
 

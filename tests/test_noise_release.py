@@ -21,10 +21,10 @@ from PIL import Image
 from clipdash.data.prompts import load_prompts
 from clipdash.errors import DatasetError
 from clipdash.evals.zeroshot import zero_shot_metrics
+from clipdash.models.encode import TextEncoder
 from clipdash.models.loading import create_architecture
 from clipdash.precompute import evaluations
 from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.encode import TextEncoder
 from clipdash.precompute.evaluations import evaluate_noise, prepare_evaluation
 from clipdash.precompute.inputs import RunInputs
 

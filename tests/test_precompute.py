@@ -16,9 +16,9 @@ import torch
 from conftest import REPO, cli_args
 
 from clipdash.models.checkpoints import CheckpointRef
+from clipdash.models.encode import TextEncoder
 from clipdash.models.loading import create_architecture, load_weights
 from clipdash.precompute.cli import main
-from clipdash.precompute.encode import TextEncoder
 from clipdash.store.queries import query
 
 EVALS = ("zeroshot", "noise", "tid2013", "livec", "cue_conflict", "probe", "class_agnostic")

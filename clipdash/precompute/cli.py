@@ -27,18 +27,22 @@ from clipdash.evals.class_agnostic import GENERIC_PROMPTS
 from clipdash.evals.cue_conflict import human_shape_bias
 from clipdash.models.checkpoints import CheckpointRef, resolve_checkpoints
 from clipdash.models.configs import register_builtin_configs, register_model_config
-from clipdash.models.loading import LoadedModel, create_architecture, load_weights
-from clipdash.models.spec import ModelSpec, parse_model_spec
-from clipdash.precompute.cache import DecodedCache, default_cache_dir
-from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.encode import (
-    BF16_SENSITIVE_EVALS,
+from clipdash.models.encode import (
     PRECISIONS,
     TextEncoder,
     check_precision,
     prepare_model,
 )
-from clipdash.precompute.evaluations import list_evaluations, prepare_evaluation, run_evaluation
+from clipdash.models.loading import LoadedModel, create_architecture, load_weights
+from clipdash.models.spec import ModelSpec, parse_model_spec
+from clipdash.precompute.cache import DecodedCache, default_cache_dir
+from clipdash.precompute.context import CheckpointContext
+from clipdash.precompute.evaluations import (
+    bf16_sensitive,
+    list_evaluations,
+    prepare_evaluation,
+    run_evaluation,
+)
 from clipdash.precompute.inputs import RunInputs, SplitSizes
 from clipdash.store import CheckpointResult, ResultWriter
 from clipdash.store.queries import summary_table
@@ -248,7 +252,7 @@ class Job:
             )
         if not args.data_root.is_dir():
             raise ClipdashError(f"data root not found: {args.data_root}")
-        sensitive = [e for e in self.evals if e in BF16_SENSITIVE_EVALS]
+        sensitive = bf16_sensitive(self.evals)
         if args.precision == "bf16" and sensitive:
             log.warning(
                 "--precision bf16: %s moved by more than 0.5 points against fp32 on the bundled run (README, "

@@ -10,8 +10,8 @@ import torch
 from clipdash.data.prompts import templates_for
 from clipdash.evals import linear_probe, torch_probe
 from clipdash.evals.zeroshot import zero_shot_classifier
+from clipdash.models.encode import TextEncoder, encode_images
 from clipdash.models.loading import LoadedModel
-from clipdash.precompute.encode import TextEncoder, encode_images
 from clipdash.precompute.inputs import RunInputs
 
 

@@ -263,6 +263,9 @@ class Evaluation:
     compute: Callable[[CheckpointContext], EvalResult]
     image_sets: Callable[[RunInputs], tuple[str, ...]]
     files: Callable[[RunInputs], object] = lambda inputs: None
+    #: Moved by more than 0.5 points with bf16 weights on the bundled run (CPU, benchmarks/
+    #: precision_deltas.py): small image sets, where one changed decision or rank is worth more.
+    bf16_sensitive: bool = False
 
 
 def _cifar10_probe_sets(inputs: RunInputs) -> tuple[str, ...]:
@@ -278,12 +281,15 @@ EVALUATIONS: dict[str, Evaluation] = {
             *(f"cifar10-c/gaussian_noise/{severity}" for severity in SEVERITIES),
         ),
     ),
-    "tid2013": Evaluation(evaluate_tid2013, lambda inputs: ("tid2013/reference", "tid2013/distorted")),
-    "livec": Evaluation(evaluate_livec, lambda inputs: ("livec",)),
+    "tid2013": Evaluation(
+        evaluate_tid2013, lambda inputs: ("tid2013/reference", "tid2013/distorted"), bf16_sensitive=True
+    ),
+    "livec": Evaluation(evaluate_livec, lambda inputs: ("livec",), bf16_sensitive=True),
     "cue_conflict": Evaluation(
         evaluate_cue_conflict,
         lambda inputs: ("cue-conflict",),
         files=lambda inputs: load_imagenet16_indices(inputs.data_root),
+        bf16_sensitive=True,
     ),
     "probe": Evaluation(evaluate_probe, _cifar10_probe_sets),
     "class_agnostic": Evaluation(evaluate_class_agnostic, _cifar10_probe_sets),
@@ -292,6 +298,11 @@ EVALUATIONS: dict[str, Evaluation] = {
 
 def list_evaluations() -> list[str]:
     return list(EVALUATIONS)
+
+
+def bf16_sensitive(names: list[str]) -> list[str]:
+    """The evaluations among ``names`` that bf16 weights moved beyond half a point."""
+    return [name for name in names if EVALUATIONS[name].bf16_sensitive]
 
 
 def prepare_evaluation(name: str, inputs: RunInputs) -> None:

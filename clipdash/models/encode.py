@@ -1,5 +1,7 @@
 """Forward passes: uint8 pixels → L2-normalised image embeddings; prompts → text embeddings.
 
+Beside the models because the engine, live probing and (later) saliency maps all encode with it.
+
 Normalisation (and upsampling of 32-px CIFAR to the model's input size) happens on the device, batch by
 batch, so the decoded uint8 arrays are the only per-run image cache. On CUDA the forward passes run under
 bf16 autocast (``fp32`` weights, the default) or on weights cast to bf16 once (``bf16``), with
@@ -20,9 +22,6 @@ from clipdash.models.loading import LoadedModel
 from clipdash.models.text import trim_padding
 
 PRECISIONS = ("fp32", "bf16")
-#: Evaluations whose metrics moved by more than 0.5 points with bf16 weights on the bundled run (CPU,
-#: benchmarks/precision_deltas.py): small image sets, where one changed decision or rank is worth more.
-BF16_SENSITIVE_EVALS = ("cue_conflict", "livec", "tid2013")
 
 
 def _autocast(device: torch.device, model: torch.nn.Module):

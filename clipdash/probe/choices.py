@@ -1,0 +1,74 @@
+"""What the probe page offers: the bundled checkpoint, a database's checkpoint files, a typed pretrained
+tag, and the cue-conflict stimuli to probe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from clipdash.data.cue_conflict import cue_conflict_root, texture_class_from_name
+from clipdash.data.decode import load_rgb
+from clipdash.errors import DatasetError, ModelSpecError
+from clipdash.models import parse_model_spec
+from clipdash.store.queries import checkpoint_files
+
+BUNDLED_ARCH = "clipdash-vit-t4-minilm"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the page's model picker: what it shows and the model spec it loads."""
+
+    label: str
+    spec: str
+
+
+def bundled_choice(path: Path) -> ModelChoice | None:
+    """The bundled checkpoint (clipdash's own small CLIP) when ``path`` exists, else None."""
+    if not path.is_file():
+        return None
+    return ModelChoice(f"bundled: {BUNDLED_ARCH} ({path.name})", f"{BUNDLED_ARCH}@{path}")
+
+
+def database_choices(db: Path) -> list[ModelChoice]:
+    """The checkpoint files listed in a results database that exist on this machine, by run and epoch."""
+    frame = checkpoint_files(db)
+    return [
+        ModelChoice(f"{row.run} · epoch {row.epoch} ({row.arch})", f"{row.arch}@{row.path}")
+        for row in frame.itertuples()
+        if Path(row.path).is_file()
+    ]
+
+
+def typed_choice(text: str) -> ModelChoice:
+    """A pretrained open_clip ``ARCH:TAG`` typed by the user; checkpoint files come from the lists instead."""
+    if "@" in text:
+        raise ModelSpecError(
+            f"{text.strip()!r}: type an open_clip ARCH:TAG such as ViT-B-32:openai here; "
+            "checkpoint files are chosen from the list of models"
+        )
+    spec = parse_model_spec(text)
+    name = f"{spec.arch}:{spec.tag}"
+    return ModelChoice(f"open_clip {name}", name)
+
+
+def cue_conflict_examples(data_root: Path) -> list[str]:
+    """The stimuli under ``<data_root>/cue-conflict/stimuli``, named ``<shape>/<file>.png``."""
+    stimuli = cue_conflict_root(data_root) / "stimuli"
+    names = sorted(f"{p.parent.name}/{p.name}" for p in stimuli.glob("*/*.png"))
+    if not names:
+        raise DatasetError(f"{stimuli} holds no <shape>/*.png stimuli")
+    return names
+
+
+def load_example(data_root: Path, name: str) -> Image.Image:
+    """One cue-conflict stimulus (``<shape>/<file>.png``) as RGB."""
+    return load_rgb(cue_conflict_root(data_root) / "stimuli" / name)
+
+
+def example_pair(name: str) -> tuple[str, str]:
+    """(shape, texture) classes of a stimulus named ``<shape>/<shape>N-<texture>M.png``."""
+    shape, _, filename = name.rpartition("/")
+    return shape, texture_class_from_name(filename)
