@@ -383,7 +383,9 @@ def _tip(column: str) -> alt.Tooltip:
     return alt.Tooltip(f"{column}:Q", format=".4f")
 
 
-def sixteen_class_chart(sixteen: pd.DataFrame, pair: tuple[str, str]) -> alt.TopLevelMixin:
+def sixteen_class_chart(
+    sixteen: pd.DataFrame, pair: tuple[str, str], templates: str = "80 ImageNet templates"
+) -> alt.TopLevelMixin:
     """The 16 class probabilities, the chosen pair's shape and texture classes in their cue colours."""
     shape, texture = pair
     role = sixteen["class"].map(lambda c: "shape" if c == shape else "texture" if c == texture else "other")
@@ -399,7 +401,7 @@ def sixteen_class_chart(sixteen: pd.DataFrame, pair: tuple[str, str]) -> alt.Top
             tooltip=["class:N", _tip("probability"), _tip("cosine")],
         )
     )
-    return _bar_rows(bars, "16-class scores (80 ImageNet templates)", len(sixteen))
+    return _bar_rows(bars, f"16-class scores ({templates})", len(sixteen))
 
 
 def vote_chart(vote: pd.DataFrame) -> alt.TopLevelMixin:

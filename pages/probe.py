@@ -7,6 +7,7 @@ import streamlit as st
 from PIL import Image
 
 from clipdash import charts
+from clipdash.data.prompts import TEMPLATE_SETS
 from clipdash.data.upload import MAX_UPLOAD_BYTES, SUPPORTED, decode_upload, preview
 from clipdash.errors import ClipdashError, StoreError
 from clipdash.models.configs import register_model_config
@@ -119,6 +120,23 @@ def stimuli_folder() -> Path | None:
     return stimuli.parent if stimuli else None
 
 
+def choose_template_set(choice: choices.ModelChoice) -> str:
+    """The templates of the 16 classes: the ones the checkpoint's stored votes used, else the default."""
+    options = list(TEMPLATE_SETS)
+    stored = [name for name in choice.template_sets if name in options]
+    picked = st.selectbox(
+        "Prompt templates of the 16 classes",
+        options,
+        index=options.index(stored[0] if stored else "clip"),
+        format_func=lambda name: f"{name}: {label_sets.describe_templates(name)}",
+        key=f"probe_templates:{choice.label}",  # another model starts from its own stored set
+        help="As the precompute's --templates: clip is CLIP's 80 ImageNet templates.",
+    )
+    if stored:
+        st.caption(f"This checkpoint's stored cue-conflict votes used: {', '.join(stored)}.")
+    return picked
+
+
 def choose_labels() -> label_sets.LabelSet | None:
     """The label set for the top-5: a packaged one or comma-separated custom labels."""
     name = st.selectbox(
@@ -177,12 +195,13 @@ pair = (  # keyed by the example, so picking another stimulus resets the pair to
 tau = right.select_slider(
     "Temperature τ of the profile", TAUS, value=0.07, format_func="{:g}".format, key="probe_tau"
 )
+template_set = choose_template_set(choice)
 labels = choose_labels()
 if labels is None:
     st.stop()
 
 with st.spinner("Embedding the image and the prompts…"):
-    result = scores.probe_image(model, image, tau, labels, pair)
+    result = scores.probe_image(model, image, tau, labels, pair, template_set)
 
 left, right = st.columns([1, 3])
 left.image(preview(image), caption=f"the image ({image.width}×{image.height} px)", width="stretch")
@@ -197,7 +216,11 @@ with right:
         f"(shape) vs {result.vote['cosine'].iloc[1]:.4f} for *{pair[1]}* (texture)."
     )
     show_chart(charts.vote_chart(result.vote), result.vote, "probe-vote")
-    show_chart(charts.sixteen_class_chart(result.sixteen, pair), result.sixteen, "probe-16-class")
+    show_chart(
+        charts.sixteen_class_chart(result.sixteen, pair, label_sets.describe_templates(template_set)),
+        result.sixteen,
+        "probe-16-class",
+    )
 
 left, right = st.columns(2)
 with left:

@@ -200,3 +200,34 @@ def test_a_gif_upload_gives_votes(monkeypatch, probe_env):
     app.run()
     assert not app.exception and not app.error
     assert len(app.get("vega_lite_chart")) == CHARTS and "the image (40×30 px)" in text_of(app)
+
+
+def test_the_template_set_defaults_to_the_one_the_checkpoint_was_stored_with(
+    monkeypatch, probe_env, tmp_path
+):
+    """The page used the 80 ImageNet templates whatever the run; a seed-template run's votes differed."""
+    from clipdash.store import EvalResult
+
+    db = tmp_path / "seed.duckdb"
+    checkpoint = Path(probe_env["CLIPDASH_DB"]).parent / "tiny-run" / "epoch_4.pt"
+    stored = query_arch(probe_env["CLIPDASH_DB"])
+    rows = [("texture_bias", "cue-conflict", "protocol=two_prompt;templates=seed", 0.5)]
+    with ResultWriter(db) as writer:
+        writer.write(
+            CheckpointResult("tiny-run", 4, f"{stored}@{checkpoint.parent}", stored, "directory",
+                             str(checkpoint), None, [EvalResult("cue_conflict", 1.0, rows)])
+        )  # fmt: skip
+    app = open_page(monkeypatch, {**probe_env, "CLIPDASH_DB": str(db)})
+    app.file_uploader(key="probe_upload").upload("photo.png", png(), "image/png")
+    app.run()
+    assert not app.exception and not app.error
+    templates = next(box for box in app.selectbox if box.label == "Prompt templates of the 16 classes")
+    assert templates.value == "seed"
+    assert "stored cue-conflict votes used: seed" in text_of(app)
+    assert len(app.get("vega_lite_chart")) == CHARTS
+
+
+def query_arch(db: str) -> str:
+    from clipdash.store.queries import query
+
+    return query(db, "SELECT arch FROM runs WHERE run = 'tiny-run'")["arch"].item()

@@ -352,3 +352,35 @@ def test_every_offered_model_probes_images_of_any_allowed_shape(offered_models, 
         side = model.loaded.image_size
         assert result.pixels.shape == (side, side, 3), name
         assert result.vote["wins"].sum() == 1 and np.isfinite(result.entropy), name
+
+
+@pytest.mark.parametrize("template_set", ["seed", "clip"])
+def test_probe_votes_equal_the_stored_votes_of_the_run_s_template_set(
+    tmp_path, tiny_arch, tiny_run, shared_data, template_set
+):
+    """A run made with --templates seed stored votes over "an image of {c}"; the probe used the 80 ImageNet
+    templates whatever the run, so its votes for the same stimulus and checkpoint differed."""
+    from conftest import cli_args
+
+    from clipdash.precompute.cli import main
+    from clipdash.store.queries import query
+
+    db = tmp_path / "results.duckdb"
+    args = cli_args(tiny_run, shared_data, db, "--evals", "cue_conflict")
+    args[args.index("--templates") + 1] = template_set
+    args[args.index("--limit") + 1] = "16"
+    assert main(args) == 0
+    choice = next(c for c in choices.database_choices(db) if " · epoch 1 " in c.label)
+    assert choice.template_sets == (template_set,)
+    model = live_models.load_live_model(choice.spec, CPU)
+    stored = query(
+        db,
+        "SELECT image, shape_class, texture_class, shape_score, texture_score FROM cue_conflict_decisions "
+        "WHERE epoch = 1 AND protocol = 'two_prompt' ORDER BY image LIMIT 4",
+    )
+    labels = label_sets.label_set("CIFAR-10")
+    for row in stored.itertuples():
+        image = choices.load_example(shared_data, row.image)
+        pair = (row.shape_class, row.texture_class)
+        result = scores.probe_image(model, image, 0.07, labels, pair, template_set=choice.template_sets[0])
+        assert result.vote["cosine"].tolist() == pytest.approx([row.shape_score, row.texture_score], abs=1e-5)

@@ -19,10 +19,12 @@ BUNDLED_ARCH = "clipdash-vit-t4-minilm"
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """One entry of the page's model picker: what it shows and the model spec it loads."""
+    """One entry of the page's model picker: what it shows, the model spec it loads, and the template sets
+    its stored cue-conflict results were computed with (none known for the bundled file or a tag)."""
 
     label: str
     spec: str
+    template_sets: tuple[str, ...] = ()
 
 
 def bundled_choice(path: Path) -> ModelChoice | None:
@@ -36,7 +38,9 @@ def database_choices(db: Path) -> list[ModelChoice]:
     """The checkpoint files listed in a results database that exist on this machine, by run and epoch."""
     frame = checkpoint_files(db)
     return [
-        ModelChoice(f"{row.run} · epoch {row.epoch} ({row.arch})", f"{row.arch}@{row.path}")
+        ModelChoice(
+            f"{row.run} · epoch {row.epoch} ({row.arch})", f"{row.arch}@{row.path}", row.template_sets
+        )
         for row in frame.itertuples()
         if Path(row.path).is_file()
     ]

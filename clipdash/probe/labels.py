@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-from clipdash.data.prompts import TEMPLATE_SETS, imagenet_templates, load_prompts
+from clipdash.data.prompts import TEMPLATE_SETS, imagenet_templates, load_prompts, templates_for
 from clipdash.errors import DatasetError
 
 #: The 16 categories of Geirhos et al. (2019), in the stimuli's folder order.
@@ -55,9 +55,17 @@ def label_set(name: str) -> LabelSet:
     return LABEL_SETS[name]()
 
 
-def sixteen_class_labels() -> LabelSet:
-    """The 16 cue-conflict classes with CLIP's 80 ImageNet templates (the engine's ``classifier16``)."""
-    return LabelSet("cue-conflict (16 classes)", CUE_CONFLICT_CLASSES, tuple(imagenet_templates()))
+def sixteen_class_labels(template_set: str = "clip") -> LabelSet:
+    """The 16 cue-conflict classes under a template set, as the engine's ``classifier16`` builds them:
+    ``clip`` is CLIP's 80 ImageNet templates, ``seed`` and ``photo`` one template each."""
+    templates = templates_for(imagenet_templates(), template_set)
+    return LabelSet("cue-conflict (16 classes)", CUE_CONFLICT_CLASSES, tuple(templates))
+
+
+def describe_templates(template_set: str) -> str:
+    """A template set in a few words, for chart titles: "80 ImageNet templates", "'an image of {c}'"."""
+    fixed = TEMPLATE_SETS.get(template_set)
+    return "80 ImageNet templates" if fixed is None else ", ".join(repr(t) for t in fixed)
 
 
 def custom_label_set(text: str) -> LabelSet:

@@ -5,6 +5,7 @@ so probing a cue-conflict stimulus gives the votes the database holds for it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,7 @@ class ProbeResult:
     profile: pd.DataFrame  # prompt, cosine, probability — softmax(cos/τ) over the 32 generic prompts
     tau: float
     entropy: float  # of the profile, in nats; at most MAX_ENTROPY = ln 32
+    template_set: str = "clip"  # of the 16-class scores and the vote (the engine's --templates)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"sixteen": self.sixteen, "vote": self.vote, "top5": self.top5, "profile": self.profile}
@@ -46,31 +48,37 @@ def encode_image(live: LiveModel, image: Image.Image) -> tuple[np.ndarray, torch
 
 
 def sixteen_class_scores(
-    features: torch.Tensor, classifier16: torch.Tensor, logit_scale: float
+    features: torch.Tensor,
+    classifier16: torch.Tensor,
+    logit_scale: float,
+    classnames: Sequence[str] = CUE_CONFLICT_CLASSES,
 ) -> pd.DataFrame:
-    """Cosine and softmax(logit_scale · cos) of one image over the 16 cue-conflict classes."""
+    """Cosine and softmax(logit_scale · cos) of one image over the 16 cue-conflict classes (columns of
+    ``classifier16``, named by ``classnames``)."""
     cosines = features @ classifier16
     probabilities = torch.softmax(logit_scale * cosines, dim=-1)
     return pd.DataFrame(
-        {"class": CUE_CONFLICT_CLASSES, "cosine": cosines.numpy(), "probability": probabilities.numpy()}
+        {"class": list(classnames), "cosine": cosines.numpy(), "probability": probabilities.numpy()}
     )
 
 
 def two_prompt_vote(
-    features: torch.Tensor, classifier16: torch.Tensor, pair: tuple[str, str]
+    features: torch.Tensor,
+    classifier16: torch.Tensor,
+    pair: tuple[str, str],
+    classnames: Sequence[str] = CUE_CONFLICT_CLASSES,
 ) -> pd.DataFrame:
     """The engine's two-prompt vote for one (shape, texture) pair: both cosines, which wins (ties: shape)."""
-    unknown = [name for name in pair if name not in CUE_CONFLICT_CLASSES]
+    classnames = list(classnames)
+    unknown = [name for name in pair if name not in classnames]
     if unknown:
-        raise ValueError(
-            f"unknown cue-conflict classes {unknown}; choose from {', '.join(CUE_CONFLICT_CLASSES)}"
-        )
+        raise ValueError(f"unknown cue-conflict classes {unknown}; choose from {', '.join(classnames)}")
     shape, texture = pair
     columns = classifier16.T
     vote = cue_conflict.two_prompt_vote(
         features[None].numpy(),
-        columns[[CUE_CONFLICT_CLASSES.index(shape)]].numpy(),
-        columns[[CUE_CONFLICT_CLASSES.index(texture)]].numpy(),
+        columns[[classnames.index(shape)]].numpy(),
+        columns[[classnames.index(texture)]].numpy(),
     )
     texture_wins = bool(vote["texture_wins"][0])
     return pd.DataFrame(
@@ -113,19 +121,30 @@ def prompt_profile(
 
 
 def probe_image(
-    live: LiveModel, image: Image.Image, tau: float, labels: LabelSet, pair: tuple[str, str]
+    live: LiveModel,
+    image: Image.Image,
+    tau: float,
+    labels: LabelSet,
+    pair: tuple[str, str],
+    template_set: str = "clip",
 ) -> ProbeResult:
-    """Every view of the probe page for one image: 16-class scores, the pair's vote, top-5, prompt profile."""
+    """Every view of the probe page for one image: 16-class scores, the pair's vote, top-5, prompt profile.
+
+    The 16 classes use ``template_set`` as the engine did for the stored run (``--templates``), so the vote
+    for a stored stimulus and checkpoint equals the stored one.
+    """
     pixels, features = encode_image(live, image)
     logit_scale = live.loaded.logit_scale
-    classifier16 = live.classifier(sixteen_class_labels())
+    sixteen = sixteen_class_labels(template_set)
+    classifier16 = live.classifier(sixteen)
     profile, entropy = prompt_profile(features, live.prompt_features(class_agnostic.GENERIC_PROMPTS), tau)
     return ProbeResult(
         pixels=pixels,
-        sixteen=sixteen_class_scores(features, classifier16, logit_scale),
-        vote=two_prompt_vote(features, classifier16, pair),
+        sixteen=sixteen_class_scores(features, classifier16, logit_scale, sixteen.classnames),
+        vote=two_prompt_vote(features, classifier16, pair, sixteen.classnames),
         top5=top_k(features, live.classifier(labels), logit_scale, labels),
         profile=profile,
         tau=float(tau),
         entropy=entropy,
+        template_set=template_set,
     )

@@ -354,9 +354,18 @@ def classnames(db: str | Path, dataset: str) -> list[str]:
 
 
 def checkpoint_files(db: str | Path) -> pd.DataFrame:
-    """Checkpoints stored with a file path (run, epoch, path, arch), by run and epoch."""
-    return query(
+    """Checkpoints stored with a file path (run, epoch, path, arch, template_sets), by run and epoch.
+
+    ``template_sets``: the sorted template sets of the checkpoint's cue-conflict results (empty without).
+    """
+    frame = query(
         db,
-        "SELECT c.run, c.epoch, c.path, r.arch FROM checkpoints c JOIN runs r USING (run) "
-        "WHERE c.path IS NOT NULL ORDER BY c.run, c.epoch",
+        "SELECT c.run, c.epoch, c.path, r.arch, "
+        "  coalesce(list_sort(list(DISTINCT regexp_extract(m.variant, '(^|;)templates=([^;]+)', 2)) "
+        "    FILTER (WHERE m.variant IS NOT NULL)), []) AS template_sets "
+        "FROM checkpoints c JOIN runs r USING (run) "
+        "LEFT JOIN metrics m ON m.run = c.run AND m.epoch = c.epoch AND m.dataset = 'cue-conflict' "
+        "WHERE c.path IS NOT NULL GROUP BY ALL ORDER BY c.run, c.epoch",
     )
+    frame["template_sets"] = frame["template_sets"].map(lambda sets: tuple(s for s in sets if s))
+    return frame
