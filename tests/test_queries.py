@@ -189,9 +189,10 @@ def test_class_agnostic_features_in_image_order(db):
     assert queries.classnames(db, "cifar10") == ["airplane", "automobile"]
 
 
-def test_summary_table_still_reports_headline(db):
-    summary = queries.summary_table(db).set_index(["run", "epoch"])
-    assert summary.loc[("trained", 1), "acc1"] == pytest.approx(0.4)
+def test_summary_table_reports_each_template_set_on_its_own_row(db):
+    summary = queries.summary_table(db).set_index(["run", "epoch", "templates"])
+    assert summary.loc[("trained", 1, "photo"), "acc1"] == pytest.approx(0.4)
+    assert summary.loc[("trained", 1, "seed"), "acc1"] == pytest.approx(0.2)
 
 
 def test_empty_database_gives_empty_frames(empty_db):

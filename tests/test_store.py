@@ -138,3 +138,27 @@ def test_missing_foreign_and_other_version_databases_are_refused_clearly(tmp_pat
         connect_read_only(old)
     with pytest.raises(StoreError, match="schema version 0"):
         ResultWriter(old).__enter__()
+
+
+def test_summary_has_a_row_per_template_set_instead_of_the_max_over_them(tmp_path):
+    """With clip and seed results for one checkpoint, the summary took max(acc1) over both, unnamed."""
+    db = tmp_path / "results.duckdb"
+    rows = [
+        ("acc1", "cifar10", "templates=clip", 0.6),
+        ("acc1", "cifar10", "templates=seed", 0.4),
+        ("acc1", "cifar10-c/gaussian_noise", "severity=mean;templates=seed", 0.3),
+        ("texture_bias", "cue-conflict", "protocol=two_prompt;templates=clip", 0.7),
+        ("texture_bias", "cue-conflict", "class=cat;protocol=two_prompt;templates=clip", 0.9),
+        ("srcc", "tid2013", "distortion=all", 0.2),
+        ("srcc", "tid2013", "distortion=01", 0.8),
+    ]
+    with ResultWriter(db) as writer:
+        result = _result("run-a", 0, 0.0)
+        result.evals[0].metrics = rows
+        writer.write(result)
+    summary = summary_table(db).set_index("templates")
+    assert summary.index.tolist() == ["clip", "seed"]
+    assert summary.loc["clip", "acc1"] == 0.6 and summary.loc["seed", "acc1"] == 0.4
+    assert np.isnan(summary.loc["clip", "noisy_acc1"]) and summary.loc["seed", "noisy_acc1"] == 0.3
+    assert summary.loc["clip", "texture_bias"] == 0.7  # not the per-class row
+    assert summary["tid2013_srcc"].tolist() == [0.2, 0.2]  # no template set: on every row

@@ -19,17 +19,18 @@ from clipdash.store.db import connect_read_only, damaged, parse_variant
 
 Series = tuple[str, str, str]  # (metric, dataset, variant): one stored curve
 
-# The seed paper's curves plus the probes: (column, metric, dataset, variant pattern for LIKE).
-SUMMARY_COLUMNS = (
-    ("acc1", "acc1", "cifar10", "templates=%"),
-    ("noisy_acc1", "acc1", "cifar10-c/gaussian_noise", "severity=mean;%"),
-    ("noise_drop", "noise_drop", "cifar10-c/gaussian_noise", "severity=mean;%"),
-    ("tid2013_srcc", "srcc", "tid2013", "distortion=all"),
-    ("livec_srcc", "srcc", "livec", "%"),
-    ("texture_bias", "texture_bias", "cue-conflict", "protocol=two_prompt;templates=%"),
-    ("shape_bias", "shape_bias", "cue-conflict", "protocol=sixteen_class;templates=%"),
-    ("lp_acc1", "lp_acc1", "cifar10", "classifier=logreg;%"),
-    ("ca_acc1", "ca_acc1", "cifar10", "C=cv;tau=0.07"),
+# The seed paper's curves plus the probes: (column, metric, dataset, the variant's settings besides its
+# template set; None = any value). Matched on parsed fields, not on prefixes of the variant string.
+SUMMARY_COLUMNS: tuple[tuple[str, str, str, dict[str, str | None]], ...] = (
+    ("acc1", "acc1", "cifar10", {}),
+    ("noisy_acc1", "acc1", "cifar10-c/gaussian_noise", {"severity": "mean"}),
+    ("noise_drop", "noise_drop", "cifar10-c/gaussian_noise", {"severity": "mean"}),
+    ("tid2013_srcc", "srcc", "tid2013", {"distortion": "all"}),
+    ("livec_srcc", "srcc", "livec", {"prompts": None}),
+    ("texture_bias", "texture_bias", "cue-conflict", {"protocol": "two_prompt"}),
+    ("shape_bias", "shape_bias", "cue-conflict", {"protocol": "sixteen_class"}),
+    ("lp_acc1", "lp_acc1", "cifar10", {"classifier": "logreg", "n_train": None}),
+    ("ca_acc1", "ca_acc1", "cifar10", {"C": "cv", "tau": "0.07"}),
 )
 
 # The seed paper's four panels (clean + noisy accuracy, TID2013, texture bias, noise drop), as
@@ -71,12 +72,50 @@ def query(db: str | Path, sql: str, params: list | None = None) -> pd.DataFrame:
 
 
 def summary_table(db: str | Path) -> pd.DataFrame:
-    """One row per (run, epoch) with the headline number of every measurement."""
-    selects = ",\n".join(
-        f"max(value) FILTER (WHERE metric = '{m}' AND dataset = '{d}' AND variant LIKE '{v}') AS {col}"
-        for col, m, d, v in SUMMARY_COLUMNS
+    """One row per (run, epoch, template set) with the headline number of every measurement.
+
+    ``templates`` names the prompt template set of the zero-shot, noise and cue-conflict columns (one row
+    each when a checkpoint has several); numbers that use no templates (TID2013, LIVE-C, probes) are on
+    every row of their checkpoint. Where a column's other settings still vary (``n_train``), the largest
+    value is shown.
+    """
+    wanted = " OR ".join(f"(metric = '{m}' AND dataset = '{d}')" for _, m, d, _ in SUMMARY_COLUMNS)
+    frame = query(db, f"SELECT run, epoch, metric, dataset, variant, value FROM metrics WHERE {wanted}")
+    columns = [name for name, *_ in SUMMARY_COLUMNS]
+    if frame.empty:
+        return pd.DataFrame(columns=["run", "epoch", "templates", *columns])
+    settings = frame["variant"].map(parse_variant)
+    frame["templates"] = settings.map(lambda fields: fields.get("templates"))
+    rest = settings.map(lambda fields: {k: v for k, v in fields.items() if k != "templates"})
+    picked = []
+    for name, metric, dataset, fields in SUMMARY_COLUMNS:
+        match = (
+            (frame["metric"] == metric)
+            & (frame["dataset"] == dataset)
+            & rest.map(
+                lambda got, fields=fields: (
+                    set(got) == set(fields)
+                    and all(want is None or got[key] == want for key, want in fields.items())
+                )
+            )
+        )
+        picked.append(frame.loc[match, ["run", "epoch", "templates", "value"]].assign(column=name))
+    long = pd.concat(picked)
+    long["templates"] = long["templates"].fillna("")
+    keyed = long[long["templates"] != ""]
+    free = long[long["templates"] == ""].drop(columns="templates")
+    template_sets = (
+        long[["run", "epoch"]]
+        .drop_duplicates()
+        .merge(keyed[["run", "epoch", "templates"]].drop_duplicates(), how="left")
     )
-    return query(db, f"SELECT run, epoch, {selects} FROM metrics GROUP BY run, epoch ORDER BY run, epoch")
+    broadcast = free.merge(template_sets.fillna({"templates": ""}), on=["run", "epoch"])
+    table = pd.concat([keyed, broadcast]).pivot_table(
+        index=["run", "epoch", "templates"], columns="column", values="value", aggfunc="max"
+    )
+    table = table.reindex(columns=columns).reset_index().rename_axis(columns=None)
+    table["templates"] = table["templates"].replace("", None)
+    return table.sort_values(["run", "epoch", "templates"], na_position="last").reset_index(drop=True)
 
 
 # --- what is in the database -------------------------------------------------------------------------
