@@ -204,3 +204,10 @@ def test_a_dangling_symlink_creates_the_database_at_its_target(tmp_path):
     with ResultWriter(link) as writer:
         writer.write(_result("run-a", 0, 0.1))
     assert link.is_symlink() and (tmp_path / "elsewhere.duckdb").is_file()
+
+
+def test_a_new_database_on_a_full_disk_is_one_sentence_and_leaves_nothing(small_disk):
+    _fill(small_disk, 4096)
+    with pytest.raises(StoreError, match=r"could not create .*results.duckdb \(.*No space left on device"):
+        ResultWriter(small_disk / "results.duckdb").__enter__()
+    assert sorted(p.name for p in small_disk.iterdir()) in (["filler"], ["filler", "results.duckdb.lock"])
