@@ -128,10 +128,13 @@ def _garbage(tmp_path: Path) -> Path:
     return path
 
 
-def _older(tmp_path: Path) -> Path:
-    path = tmp_path / "older.duckdb"
+def _only_a_schema_version(tmp_path: Path, version: int) -> Path:
+    """A database holding nothing but a schema_version table saying ``version``."""
+    path = tmp_path / f"version-{version}.duckdb"
     with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES (0)")
+        con.execute(
+            f"CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES ({version})"
+        )
     return path
 
 
@@ -139,13 +142,6 @@ def _foreign(tmp_path: Path) -> Path:
     path = tmp_path / "foreign.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE t AS SELECT 1 AS x")
-    return path
-
-
-def _schema_version_only(tmp_path: Path) -> Path:
-    path = tmp_path / "schema-only.duckdb"
-    with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES (1)")
     return path
 
 
@@ -162,9 +158,9 @@ def _damaged(tmp_path: Path) -> Path:
 BROKEN = {
     "missing": (lambda tmp: tmp / "missing.duckdb", "not found"),
     "garbage": (_garbage, "is not a DuckDB database"),
-    "older": (_older, "older clipdash"),
+    "older": (lambda tmp: _only_a_schema_version(tmp, 0), "older clipdash"),
     "foreign": (_foreign, "not a clipdash results database"),
-    "schema-only": (_schema_version_only, "is missing the tables"),
+    "schema-only": (lambda tmp: _only_a_schema_version(tmp, 1), "is missing the tables"),
 }
 
 

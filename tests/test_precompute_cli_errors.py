@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-import duckdb
 import pytest
 from conftest import cli_args
+from test_store_failures import _schema_version_only
 
 from clipdash.precompute.cli import main
 
@@ -42,12 +42,6 @@ def test_an_empty_evals_list_is_an_error_not_a_silent_success(tmp_path, tiny_run
     assert main(cli_args(tiny_run, tmp_path, tmp_path / "x.duckdb", "--evals", evals)) == 2
     assert "--evals names no evaluation; choose from zeroshot," in capsys.readouterr().err
     assert not (tmp_path / "x.duckdb").exists()
-
-
-def _schema_version_only(path):
-    with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        con.execute("INSERT INTO schema_version VALUES (1)")
 
 
 def _truncated(path):
