@@ -151,23 +151,21 @@ class ResultWriter:
 
     def completed(self, run: str) -> set[tuple[int, str]]:
         """(epoch, eval) pairs already stored for ``run``: what a resumed job skips."""
-        with connect_read_only(self.path) as con:
-            try:
-                rows = con.execute("SELECT epoch, eval FROM evaluations WHERE run = ?", [run]).fetchall()
-            except duckdb.Error as exc:
-                raise damaged(self.path, exc) from exc
+        rows = self._fetch("SELECT epoch, eval FROM evaluations WHERE run = ?", [run])
         return {(int(epoch), name) for epoch, name in rows}
 
     def stored_checkpoints(self, run: str) -> dict[int, tuple[str | None, str | None]]:
         """epoch -> (path, sha256) of the checkpoints stored for ``run``."""
+        rows = self._fetch("SELECT epoch, path, sha256 FROM checkpoints WHERE run = ?", [run])
+        return {int(epoch): (path, sha256) for epoch, path, sha256 in rows}
+
+    def _fetch(self, sql: str, params: list) -> list[tuple]:
+        """Rows of one read-only query on the database; unreadable blocks are a ``StoreError``."""
         with connect_read_only(self.path) as con:
             try:
-                rows = con.execute(
-                    "SELECT epoch, path, sha256 FROM checkpoints WHERE run = ?", [run]
-                ).fetchall()
+                return con.execute(sql, params).fetchall()
             except duckdb.Error as exc:
                 raise damaged(self.path, exc) from exc
-        return {int(epoch): (path, sha256) for epoch, path, sha256 in rows}
 
     def write(self, result: CheckpointResult) -> None:
         """Write one checkpoint's rows (and its finished-eval markers) in one transaction, then swap.
