@@ -211,3 +211,11 @@ def test_a_new_database_on_a_full_disk_is_one_sentence_and_leaves_nothing(small_
     with pytest.raises(StoreError, match=r"could not create .*results.duckdb \(.*No space left on device"):
         ResultWriter(small_disk / "results.duckdb").__enter__()
     assert sorted(p.name for p in small_disk.iterdir()) in (["filler"], ["filler", "results.duckdb.lock"])
+
+
+def test_a_device_as_db_is_refused_without_a_lock_file_beside_it(tmp_path):
+    link = tmp_path / "null.duckdb"
+    link.symlink_to("/dev/null")
+    with pytest.raises(StoreError, match="/dev/null is not a regular file"):
+        ResultWriter(link).__enter__()
+    assert not Path("/dev/null.lock").exists()

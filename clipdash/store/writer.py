@@ -95,6 +95,11 @@ class ResultWriter:
         self._lock_file = None
 
     def __enter__(self) -> ResultWriter:
+        if self.path.exists() and not self.path.is_file():  # before leaving a lock file beside it
+            kind = "a folder" if self.path.is_dir() else "not a regular file (a device or a pipe?)"
+            raise StoreError(
+                f"{self.path} is {kind}, not a results database; give the path of a .duckdb file"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_file = open(self.lock_path, "a")  # noqa: SIM115 (held for the writer's lifetime)
