@@ -10,46 +10,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import torch
-from tqdm import tqdm
 
-from clipdash.data.cue_conflict import load_human_trials
 from clipdash.errors import ClipdashError
-from clipdash.evals.class_agnostic import GENERIC_PROMPTS
-from clipdash.evals.cue_conflict import human_shape_bias
 from clipdash.models.checkpoints import CheckpointRef, resolve_checkpoints
 from clipdash.models.configs import register_builtin_configs, register_model_config
-from clipdash.models.encode import (
-    PRECISIONS,
-    TextEncoder,
-    check_precision,
-    prepare_model,
-)
-from clipdash.models.loading import LoadedModel, create_architecture, load_weights
-from clipdash.models.spec import ModelSpec, parse_model_spec
-from clipdash.precompute.cache import DecodedCache, default_cache_dir
-from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.evaluations import (
-    bf16_sensitive,
-    list_evaluations,
-    prepare_evaluation,
-    run_evaluation,
-)
-from clipdash.precompute.inputs import RunInputs, SplitSizes
-from clipdash.store import CheckpointResult, ResultWriter
+from clipdash.models.encode import PRECISIONS
+from clipdash.models.spec import parse_model_spec
+from clipdash.precompute.backend import Backend, InProcessBackend
+from clipdash.precompute.cache import default_cache_dir
+from clipdash.precompute.config import TEMPLATE_SETS, EngineConfig
+from clipdash.precompute.evaluations import bf16_sensitive, list_evaluations
+from clipdash.precompute.execute import FailedCheckpoint, Outcome, SkippedEvaluation, sha256_of
+from clipdash.precompute.inputs import SplitSizes
+from clipdash.precompute.plan import plan_run
+from clipdash.store import ResultWriter
 from clipdash.store.queries import summary_table
 
 log = logging.getLogger("clipdash.precompute")
-TEMPLATE_SETS = ("clip", "seed", "photo")
-DEFAULT_BATCH = {"cpu": 256, "cuda": 512}
 
 
 def counting_number(minimum: int) -> Callable[[str], int]:
@@ -153,44 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def shared_tables(inputs: RunInputs, evals: list[str]) -> dict[str, pd.DataFrame]:
-    """Tables that do not depend on the checkpoint: class names, the generic prompts, the human baseline.
-
-    ``evals`` are those whose inputs loaded (``Job.usable_evals``), so every set named here is loaded.
-    """
-    tables: dict[str, pd.DataFrame] = {}
-    labeled = inputs.zeroshot_names if "zeroshot" in evals else ()
-    if {"noise", "probe", "class_agnostic"} & set(evals) and "cifar10" not in labeled:
-        labeled = (*labeled, "cifar10")
-    if labeled:
-        frames = [
-            pd.DataFrame(
-                {"dataset": name, "label": range(len(data.classnames)), "classname": data.classnames}
-            )
-            for name in labeled
-            for data in [inputs.labeled(name)]
-        ]
-        tables["classnames"] = pd.concat(frames)
-    if "class_agnostic" in evals:
-        tables["class_agnostic_prompts"] = pd.DataFrame(
-            {"prompt_index": range(len(GENERIC_PROMPTS)), "prompt": list(GENERIC_PROMPTS)}
-        )
-    if "cue_conflict" in evals:
-        try:
-            tables["human_shape_bias"] = human_shape_bias(load_human_trials(inputs.data_root))
-        except ClipdashError as exc:
-            log.warning("no human baseline: %s", exc)
-    return tables
-
-
 def check_same_run(refs: list[CheckpointRef], writer: ResultWriter) -> None:
     """Refuse to add checkpoints from another folder to a stored run of the same name.
 
@@ -219,41 +165,42 @@ def check_same_run(refs: list[CheckpointRef], writer: ResultWriter) -> None:
     )
 
 
-def parse_device(name: str) -> torch.device:
-    """``cpu`` or ``cuda[:N]`` as a torch device; a CUDA device that is not there is a clear error."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ClipdashError(f"unknown device {name!r}; use cpu or cuda[:N]") from exc
-    if device.type not in DEFAULT_BATCH:
-        raise ClipdashError(f"unsupported device {name!r}; use cpu or cuda[:N]")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ClipdashError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    return device
+def config_from_args(args: argparse.Namespace) -> EngineConfig:
+    """The typed engine configuration of a command line (checked by ``EngineConfig``)."""
+    return EngineConfig(
+        data_root=args.data_root,
+        evals=tuple(e.strip() for e in args.evals.split(",") if e.strip()),
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        templates=args.templates,
+        zeroshot_names=tuple(n.strip() for n in args.zeroshot_datasets.split(",") if n.strip()),
+        limit=args.limit,
+        splits=SplitSizes(
+            args.probe_train_per_class,
+            args.ca_train_per_class,
+            args.ca_test_per_class,
+            args.embeddings_per_class,
+        ),
+        noise_seed=args.noise_seed,
+        download=args.download,
+        cache_dir=None if args.no_cache else args.cache_dir,
+        gpu_decode=args.decoder == "auto",
+    )
 
 
 class Job:
-    """One precompute invocation: runs × checkpoints × evaluations, resumable through the store."""
+    """One precompute invocation: plan each run against the store, execute it on a backend, write results."""
 
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.device = parse_device(args.device)
-        check_precision(args.precision)
-        self.batch_size = args.batch_size or DEFAULT_BATCH[self.device.type]
+    def __init__(self, args: argparse.Namespace, backend: Backend | None = None):
         if args.run_name is not None and (len(args.model) != 1 or not args.run_name.strip()):
             raise ClipdashError("--run-name names one run: give it with exactly one --model")
-        self.evals = [e.strip() for e in args.evals.split(",") if e.strip()]
-        if not self.evals:
-            raise ClipdashError(f"--evals names no evaluation; choose from {', '.join(list_evaluations())}")
-        unknown = sorted(set(self.evals) - set(list_evaluations()))
-        if unknown:
-            raise ClipdashError(
-                f"unknown evaluation(s) {', '.join(unknown)}; choose from {', '.join(list_evaluations())}"
-            )
-        if not args.data_root.is_dir():
-            raise ClipdashError(f"data root not found: {args.data_root}")
-        sensitive = bf16_sensitive(self.evals)
-        if args.precision == "bf16" and sensitive:
+        self.config = config_from_args(args)
+        self.specs = list(args.model)
+        self.run_name = args.run_name.strip() if args.run_name else None
+        self.backend = backend or InProcessBackend()
+        sensitive = bf16_sensitive(list(self.config.evals))
+        if self.config.precision == "bf16" and sensitive:
             log.warning(
                 "--precision bf16: %s moved by more than 0.5 points against fp32 on the bundled run (README, "
                 "Performance); to keep fp32 numbers for them, run --evals %s with --precision fp32 into the "
@@ -261,122 +208,33 @@ class Job:
                 ", ".join(sensitive),
                 ",".join(sensitive),
             )
-        self.inputs_by_size: dict[int, RunInputs] = {}
-        self.input_problems: dict[tuple[int, str], str | None] = {}  # (image size, eval) -> why unusable
         self.failures: list[str] = []
 
-    def inputs_for(self, image_size: int) -> RunInputs:
-        if image_size not in self.inputs_by_size:
-            self.inputs_by_size[image_size] = RunInputs(
-                self.args.data_root,
-                image_size,
-                self.args.limit,
-                SplitSizes(
-                    self.args.probe_train_per_class,
-                    self.args.ca_train_per_class,
-                    self.args.ca_test_per_class,
-                    self.args.embeddings_per_class,
-                ),
-                self.args.noise_seed,
-                self.args.download,
-                tuple(n.strip() for n in self.args.zeroshot_datasets.split(",") if n.strip()),
-                DecodedCache(None if self.args.no_cache else self.args.cache_dir),
-                self.device,
-                gpu_decode=self.args.decoder == "auto",
-            )
-        return self.inputs_by_size[image_size]
-
     def run(self, writer: ResultWriter) -> None:
-        specs = [parse_model_spec(text) for text in self.args.model]
-        for spec in specs:
+        for text in self.specs:
+            spec = parse_model_spec(text)
             refs = resolve_checkpoints(spec)
-            if self.args.run_name is not None:
-                refs = [dataclasses.replace(ref, run=self.args.run_name.strip()) for ref in refs]
-            if refs:
-                check_same_run(refs, writer)
-            done = writer.completed(refs[0].run) if refs else set()
-            todo = [(ref, [e for e in self.evals if (ref.epoch, e) not in done]) for ref in refs]
-            todo = [(ref, evals) for ref, evals in todo if evals]
-            log.info("%s: %d checkpoint(s), %d to evaluate", spec.text, len(refs), len(todo))
-            if todo:
-                self.run_spec(spec, todo, writer)
-
-    def run_spec(
-        self, spec: ModelSpec, todo: list[tuple[CheckpointRef, list[str]]], writer: ResultWriter
-    ) -> None:
-        loaded = create_architecture(todo[0][0].arch, todo[0][0].tag, device=self.args.device)
-        prepare_model(loaded, self.device, self.args.precision)
-        inputs = self.inputs_for(loaded.image_size)
-        asked = [e for e in self.evals if any(e in evals for _, evals in todo)]
-        usable = self.usable_evals(todo[0][0].run, inputs, asked)
-        todo = [(ref, [e for e in evals if e in usable]) for ref, evals in todo]
-        todo = [(ref, evals) for ref, evals in todo if evals]
-        if not todo:
-            return
-        text = TextEncoder(self.device)
-        shared = shared_tables(inputs, usable)
-        for ref, evals in tqdm(todo, desc=spec.text, unit="ckpt"):
-            try:
-                if ref.path is not None:
-                    load_weights(loaded, ref)
-                result = self.evaluate(spec, ref, loaded, inputs, text, evals)
-            except ClipdashError as exc:
-                self.failures.append(f"{ref.run} epoch {ref.epoch}: {exc}")
-                log.error("skipped %s epoch %d: %s", ref.run, ref.epoch, exc)
+            if self.run_name is not None:
+                refs = [dataclasses.replace(ref, run=self.run_name) for ref in refs]
+            if not refs:
                 continue
-            result.shared_tables = shared
-            shared = {}
-            writer.write(result)
+            check_same_run(refs, writer)
+            items = plan_run(refs, self.config.evals, writer.completed(refs[0].run))
+            log.info("%s: %d checkpoint(s), %d to evaluate", spec.text, len(refs), len(items))
+            if items:
+                for outcome in self.backend.run(spec.text, items, self.config):
+                    self.record(outcome, writer)
 
-    def usable_evals(self, run: str, inputs: RunInputs, evals: list[str]) -> list[str]:
-        """The evaluations whose inputs load and decode, checked before the first checkpoint of a run.
-
-        Each of the others is skipped for every checkpoint of the run, said once, and counted as a failure
-        (exit code 1); the decoded sets stay in ``inputs`` for the checkpoints.
-        """
-        usable = []
-        for name in evals:
-            key = (inputs.image_size, name)
-            if key not in self.input_problems:
-                try:
-                    prepare_evaluation(name, inputs)
-                    self.input_problems[key] = None
-                except ClipdashError as exc:
-                    self.input_problems[key] = str(exc)
-            problem = self.input_problems[key]
-            if problem is None:
-                usable.append(name)
-                continue
-            log.error("%s skipped for every checkpoint of %s: %s", name, run, problem)
-            self.failures.append(f"{run}: {name} skipped ({problem})")
-        return usable
-
-    def evaluate(
-        self,
-        spec: ModelSpec,
-        ref: CheckpointRef,
-        loaded: LoadedModel,
-        inputs: RunInputs,
-        text: TextEncoder,
-        evals: list[str],
-    ) -> CheckpointResult:
-        text.start_checkpoint(loaded)
-        ctx = CheckpointContext(loaded, inputs, text, self.device, self.batch_size, self.args.templates)
-        results = []
-        bar = tqdm(evals, desc=f"epoch {ref.epoch}", leave=False)
-        for name in bar:
-            bar.set_postfix_str(name)
-            results.append(run_evaluation(name, ctx))
-        return CheckpointResult(
-            ref.run,
-            ref.epoch,
-            spec.text,
-            ref.arch,
-            spec.source,
-            str(ref.path) if ref.path else None,
-            sha256_of(ref.path) if ref.path else None,
-            results,
-        )
+    def record(self, outcome: Outcome, writer: ResultWriter) -> None:
+        """Write a result; log a skipped evaluation or checkpoint and count it as a failure."""
+        if isinstance(outcome, SkippedEvaluation):
+            log.error("%s skipped for every checkpoint of %s: %s", outcome.eval, outcome.run, outcome.reason)
+            self.failures.append(f"{outcome.run}: {outcome.eval} skipped ({outcome.reason})")
+        elif isinstance(outcome, FailedCheckpoint):
+            log.error("skipped %s epoch %d: %s", outcome.run, outcome.epoch, outcome.reason)
+            self.failures.append(f"{outcome.run} epoch {outcome.epoch}: {outcome.reason}")
+        else:
+            writer.write(outcome)
 
 
 EXIT_OK, EXIT_SKIPPED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130

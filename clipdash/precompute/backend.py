@@ -1,0 +1,34 @@
+"""Backends run the executor: today in this process; the Ray backend of the next issue plugs in here.
+
+A backend takes one run's spec string, its work items and the ``EngineConfig`` (all picklable) and yields
+outcomes as they are ready; the caller (the CLI) writes each result, so a killed job loses at most the
+checkpoints in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from clipdash.precompute.config import EngineConfig
+from clipdash.precompute.execute import Outcome, RunExecutor
+from clipdash.precompute.inputs import RunInputs
+from clipdash.precompute.plan import WorkItem
+
+
+class Backend(Protocol):
+    def run(self, spec_text: str, items: Sequence[WorkItem], config: EngineConfig) -> Iterator[Outcome]:
+        """The outcomes of one run's ``items``."""
+        ...
+
+
+class InProcessBackend:
+    """One run after another in this process; decoded inputs and input checks are shared between runs
+    of the same input size."""
+
+    def __init__(self) -> None:
+        self.inputs_by_size: dict[int, RunInputs] = {}
+        self.problems: dict[tuple[int, str], str | None] = {}
+
+    def run(self, spec_text: str, items: Sequence[WorkItem], config: EngineConfig) -> Iterator[Outcome]:
+        yield from RunExecutor(spec_text, config, self.inputs_by_size).run(items, self.problems)

@@ -1,0 +1,78 @@
+"""The engine's typed configuration: what a precompute needs besides the model specs and the database.
+
+Built from the command line once (``clipdash.precompute.cli``) and checked here, so the planner, the
+executor and any backend take this object instead of an argparse namespace. It is plain data (paths,
+numbers, tuples), so it pickles to another process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from clipdash.data.prompts import TEMPLATE_SETS as PROMPT_TEMPLATE_SETS
+from clipdash.errors import ClipdashError
+from clipdash.models.encode import check_precision
+from clipdash.precompute.evaluations import list_evaluations
+from clipdash.precompute.inputs import SplitSizes
+
+DEFAULT_BATCH = {"cpu": 256, "cuda": 512}
+TEMPLATE_SETS = tuple(PROMPT_TEMPLATE_SETS)  # clip, seed, photo
+
+
+def parse_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda[:N]`` as a torch device; a CUDA device that is not there is a clear error."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ClipdashError(f"unknown device {name!r}; use cpu or cuda[:N]") from exc
+    if device.type not in DEFAULT_BATCH:
+        raise ClipdashError(f"unsupported device {name!r}; use cpu or cuda[:N]")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ClipdashError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    return device
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How checkpoints are evaluated; ``__post_init__`` refuses what cannot run, with one sentence."""
+
+    data_root: Path
+    evals: tuple[str, ...]
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int | None = None  # None: DEFAULT_BATCH of the device type
+    templates: str = "clip"
+    zeroshot_names: tuple[str, ...] = ("cifar10", "cifar100", "imagenette")
+    limit: int | None = None
+    splits: SplitSizes = field(default_factory=SplitSizes)
+    noise_seed: int = 0
+    download: bool = False
+    cache_dir: Path | None = None  # None: no decoded-image cache
+    gpu_decode: bool = True  # nvJPEG for JPEGs when the device is CUDA
+
+    def __post_init__(self) -> None:
+        if not self.evals:
+            raise ClipdashError(f"--evals names no evaluation; choose from {', '.join(list_evaluations())}")
+        unknown = sorted(set(self.evals) - set(list_evaluations()))
+        if unknown:
+            raise ClipdashError(
+                f"unknown evaluation(s) {', '.join(unknown)}; choose from {', '.join(list_evaluations())}"
+            )
+        if self.templates not in TEMPLATE_SETS:
+            raise ClipdashError(f"unknown template set {self.templates!r}; choose from {TEMPLATE_SETS}")
+        check_precision(self.precision)
+        parse_device(self.device)
+        if not Path(self.data_root).is_dir():
+            raise ClipdashError(f"data root not found: {self.data_root}")
+
+    @property
+    def torch_device(self) -> torch.device:
+        return parse_device(self.device)
+
+    @property
+    def batch(self) -> int:
+        """Images per forward pass."""
+        return self.batch_size or DEFAULT_BATCH[self.torch_device.type]

@@ -1,0 +1,99 @@
+"""Plan, execute, write: a pure planner, an executor that never touches the store, pluggable backends.
+
+A backend that runs the executor in a spawned process (as a distributed backend would) must store the same
+rows as the in-process one: the executor's inputs and outputs pickle and hold no open files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY_CONFIG, cli_args
+
+from clipdash.models.checkpoints import CheckpointRef
+from clipdash.precompute.backend import InProcessBackend
+from clipdash.precompute.cli import Job, build_parser, main
+from clipdash.precompute.config import EngineConfig
+from clipdash.precompute.execute import Outcome
+from clipdash.precompute.plan import WorkItem, plan_run
+from clipdash.store import CheckpointResult, ResultWriter
+from clipdash.store.queries import query
+
+EVALS = ("zeroshot", "tid2013")
+
+
+def _ref(epoch: int) -> CheckpointRef:
+    return CheckpointRef("run", epoch, "tiny-clip", None, Path(f"/runs/run/epoch_{epoch}.pt"))
+
+
+def test_the_planner_keeps_what_is_not_stored_in_order():
+    refs = [_ref(0), _ref(1), _ref(2)]
+    done = {(0, "zeroshot"), (0, "tid2013"), (1, "tid2013")}
+    assert plan_run(refs, EVALS, done) == [
+        WorkItem(refs[1], ("zeroshot",)),
+        WorkItem(refs[2], ("zeroshot", "tid2013")),
+    ]
+    assert plan_run(refs, EVALS, {(e, n) for e in range(3) for n in EVALS}) == []
+    assert plan_run([], EVALS, set()) == []
+
+
+def test_the_engine_config_checks_itself(tmp_path):
+    with pytest.raises(Exception, match="names no evaluation"):
+        EngineConfig(tmp_path, ())
+    with pytest.raises(Exception, match="unknown evaluation"):
+        EngineConfig(tmp_path, ("nope",))
+    with pytest.raises(Exception, match="unknown template set"):
+        EngineConfig(tmp_path, EVALS, templates="mine")
+    with pytest.raises(Exception, match="data root not found"):
+        EngineConfig(tmp_path / "absent", EVALS)
+    config = EngineConfig(tmp_path, EVALS)
+    assert pickle.loads(pickle.dumps(config)) == config and config.batch == 256
+
+
+def _run_in_child(spec_text: str, items: Sequence[WorkItem], config: EngineConfig) -> list[Outcome]:
+    from clipdash.models.configs import register_model_config
+
+    register_model_config(TINY_CONFIG)
+    return list(InProcessBackend().run(spec_text, items, config))
+
+
+class SpawnedProcessBackend:
+    """Each run's executor in a freshly spawned process: everything crossing over is pickled."""
+
+    def run(self, spec_text: str, items: Sequence[WorkItem], config: EngineConfig) -> Iterator[Outcome]:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            yield from pool.submit(_run_in_child, spec_text, items, config).result(timeout=600)
+
+
+def test_a_spawned_process_backend_stores_the_same_rows(tmp_path, tiny_run, shared_data):
+    args = ("--evals", ",".join(EVALS))
+    here, there = tmp_path / "here.duckdb", tmp_path / "there.duckdb"
+    assert main(cli_args(tiny_run, shared_data, here, *args)) == 0
+    command_line = build_parser().parse_args(cli_args(tiny_run, shared_data, there, *args))
+    job = Job(command_line, SpawnedProcessBackend())
+    with ResultWriter(there) as writer:
+        job.run(writer)
+    assert not job.failures
+    for sql in (
+        "SELECT run, epoch, metric, dataset, variant, value FROM metrics ORDER BY ALL",
+        "SELECT run, epoch, eval FROM evaluations ORDER BY ALL",
+        "SELECT * FROM checkpoints ORDER BY ALL",
+        "SELECT * FROM classnames ORDER BY ALL",
+    ):
+        pd.testing.assert_frame_equal(query(there, sql), query(here, sql))
+
+
+def test_outcomes_pickle(tmp_path, tiny_run, shared_data, tiny_arch):
+    config = EngineConfig(shared_data, ("tid2013",), templates="photo", limit=8)
+    items = [WorkItem(CheckpointRef("tinyrun", 0, tiny_arch, None, tiny_run / "epoch_0.pt"), ("tid2013",))]
+    outcomes = list(InProcessBackend().run(f"{tiny_arch}@{tiny_run}/", items, config))
+    assert [type(o) for o in outcomes] == [CheckpointResult]
+    again = pickle.loads(pickle.dumps(outcomes[0]))
+    assert pd.DataFrame(again.evals[0].metrics).equals(pd.DataFrame(outcomes[0].evals[0].metrics))
