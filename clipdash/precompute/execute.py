@@ -24,7 +24,7 @@ from clipdash.evals.class_agnostic import GENERIC_PROMPTS
 from clipdash.evals.cue_conflict import human_shape_bias
 from clipdash.models.encode import TextEncoder, prepare_model
 from clipdash.models.loading import create_architecture, load_weights
-from clipdash.models.spec import parse_model_spec
+from clipdash.models.spec import parse_model_spec, read_params, run_folder
 from clipdash.precompute.cache import DecodedCache
 from clipdash.precompute.config import EngineConfig
 from clipdash.precompute.context import CheckpointContext
@@ -171,6 +171,7 @@ class RunExecutor:
         for name in bar:
             bar.set_postfix_str(name)
             results.append(run_evaluation(name, ctx))
+        source = self.spec.path
         return CheckpointResult(
             ref.run,
             ref.epoch,
@@ -180,4 +181,7 @@ class RunExecutor:
             str(ref.path) if ref.path else None,
             sha256_of(ref.path) if ref.path else None,
             results,
+            source_path=str(source) if source else None,
+            n_params=sum(p.numel() for p in loaded.model.parameters()),
+            params=(read_params(run_folder(source)) or None) if source else None,
         )

@@ -11,7 +11,8 @@ import duckdb
 
 from clipdash.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+FIRST_MIGRATABLE = 1  # clipdash.store.migrate upgrades databases from this version on
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 # Every table of the current schema, read from the schema file itself (the one place that lists them).
 SCHEMA_TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL.read_text()))
@@ -51,13 +52,24 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     version = read_schema_version(con)
     if version is None:
         raise StoreError(f"{path} is not a clipdash results database (no schema_version table)")
+    if FIRST_MIGRATABLE <= version <= SCHEMA_VERSION:  # the tables of other versions are unknown here
+        check_tables(con, path)
     if version != SCHEMA_VERSION:
         direction = "an older" if version < SCHEMA_VERSION else "a newer"
+        if version > SCHEMA_VERSION:
+            advice = "Upgrade clipdash, or re-run the precompute into a new database file."
+        elif version >= FIRST_MIGRATABLE:
+            advice = f"Upgrade it with python -m clipdash.store.migrate {path} (a backup is kept)."
+        else:
+            advice = "Re-run the precompute into a new database file."
         raise StoreError(
             f"{path} has schema version {version}, written by {direction} clipdash; this one reads version "
-            f"{SCHEMA_VERSION}. Re-run the precompute into a new database file"
-            + (" or upgrade clipdash." if version > SCHEMA_VERSION else ".")
+            f"{SCHEMA_VERSION}. {advice}"
         )
+
+
+def check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a database that lacks any table of the schema (every version so far has the same tables)."""
     present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     missing = sorted(set(SCHEMA_TABLES) - present)
     if missing:

@@ -128,13 +128,13 @@ def table_counts(db: str | Path) -> pd.DataFrame:
 
 
 def runs_overview(db: str | Path) -> pd.DataFrame:
-    """One row per run: arch, source, spec, number of checkpoints and their epoch range."""
+    """One row per run: arch, parameters, source and its path, spec, checkpoints and their epoch range."""
     return query(
         db,
-        """SELECT r.run, r.arch, r.source, r.model_spec, count(c.epoch) AS n_epochs,
-                  min(c.epoch) AS first_epoch, max(c.epoch) AS last_epoch
+        """SELECT r.run, r.arch, r.n_params, r.source, r.source_path, r.model_spec,
+                  count(c.epoch) AS n_epochs, min(c.epoch) AS first_epoch, max(c.epoch) AS last_epoch
            FROM runs r LEFT JOIN checkpoints c USING (run)
-           GROUP BY r.run, r.arch, r.source, r.model_spec ORDER BY r.run""",
+           GROUP BY ALL ORDER BY r.run""",
     )
 
 

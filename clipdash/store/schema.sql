@@ -1,15 +1,18 @@
--- clipdash results database, schema version 1. A public contract: users query these tables with SQL.
+-- clipdash results database, schema version 2 (migrations from older versions: migrate.py). A public contract: users query these tables with SQL.
 -- Long format throughout: one row per number (metrics) or per image (decisions, entropies, features).
 -- epoch = -1 marks a model that is not part of a training trajectory (a pretrained tag, a lone file).
 
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS runs (
-    run         VARCHAR PRIMARY KEY,   -- 'ViT-B-32:openai', or a training directory's name
-    model_spec  VARCHAR NOT NULL,      -- the spec string as given on the command line
-    arch        VARCHAR NOT NULL,      -- open_clip architecture name
-    source      VARCHAR NOT NULL,      -- 'pretrained', 'file' or 'directory'
-    created_at  TIMESTAMP NOT NULL
+    run          VARCHAR PRIMARY KEY,  -- 'ViT-B-32:openai', a training directory's name, or --run-name
+    model_spec   VARCHAR NOT NULL,     -- the spec string as given on the command line
+    arch         VARCHAR NOT NULL,     -- open_clip architecture name
+    source       VARCHAR NOT NULL,     -- 'pretrained', 'file' or 'directory'
+    created_at   TIMESTAMP NOT NULL,
+    source_path  VARCHAR,              -- the run folder or checkpoint file (absolute); NULL for a pretrained tag
+    n_params     BIGINT,               -- parameters of the evaluated model (both towers); NULL when unknown
+    params       JSON                  -- the run's params.txt as an object (open_clip training runs); NULL if none
 );
 
 CREATE TABLE IF NOT EXISTS checkpoints (

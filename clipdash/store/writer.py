@@ -16,6 +16,7 @@ target (and locked under the target's name).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import pandas as pd
 
 from clipdash.errors import StoreError
 from clipdash.store.db import connect_read_only, create_schema, damaged, first_line
+from clipdash.store.migrations import upgrade
 
 # Per-image tables have no primary-key index (it would double the file); each is written by exactly one
 # evaluation, so the writer replaces a checkpoint's rows wholesale instead of upserting them.
@@ -60,6 +62,9 @@ class CheckpointResult:
     sha256: str | None
     evals: list[EvalResult]
     shared_tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # upserted, not per checkpoint
+    source_path: str | None = None  # the run folder or checkpoint file; None for a pretrained tag
+    n_params: int | None = None
+    params: dict[str, str] | None = None  # the run's params.txt
 
 
 def _fsync(path: Path) -> None:
@@ -92,6 +97,7 @@ class ResultWriter:
         self.path = Path(os.path.realpath(Path(path).expanduser()))  # a symlink: write to its target
         self.tmp_path = self.path.with_name(self.path.name + ".tmp")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.migrated_from: int | None = None  # the schema version an older database was upgraded from
         self._lock_file = None
 
     def __enter__(self) -> ResultWriter:
@@ -119,6 +125,8 @@ class ResultWriter:
             self._remove_stale_copy()
             if not self.path.exists():
                 self._create()
+            else:
+                self.migrated_from = upgrade(self.path, self.tmp_path)
             connect_read_only(self.path).close()  # a folder, a text file, a foreign or damaged database
         except BaseException:
             self._release()
@@ -209,8 +217,20 @@ class ResultWriter:
         with duckdb.connect(str(self.tmp_path)) as con:
             con.begin()
             con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [result.run, result.model_spec, result.arch, result.source, now],
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run) DO UPDATE SET "
+                "source_path = coalesce(runs.source_path, excluded.source_path), "
+                "n_params = coalesce(runs.n_params, excluded.n_params), "
+                "params = coalesce(runs.params, excluded.params)",
+                [
+                    result.run,
+                    result.model_spec,
+                    result.arch,
+                    result.source,
+                    now,
+                    result.source_path,
+                    result.n_params,
+                    json.dumps(result.params) if result.params else None,
+                ],
             )
             con.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
