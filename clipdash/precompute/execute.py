@@ -23,7 +23,7 @@ from clipdash.errors import ClipdashError
 from clipdash.evals.class_agnostic import GENERIC_PROMPTS
 from clipdash.evals.cue_conflict import human_shape_bias
 from clipdash.models.encode import TextEncoder, prepare_model
-from clipdash.models.loading import create_architecture, load_weights
+from clipdash.models.loading import LoadedModel, create_architecture, load_weights
 from clipdash.models.spec import parse_model_spec, read_params, run_folder
 from clipdash.precompute.cache import DecodedCache
 from clipdash.precompute.config import EngineConfig
@@ -90,6 +90,19 @@ def shared_tables(inputs: RunInputs, evals: Sequence[str]) -> dict[str, pd.DataF
     return tables
 
 
+def check_inputs(name: str, inputs: RunInputs, problems: dict[tuple[int, str], str | None]) -> str | None:
+    """Why evaluation ``name`` cannot read its data at this input size, or None when it can (the data is
+    then loaded and decoded in ``inputs``); each (input size, evaluation) is checked once, in ``problems``."""
+    key = (inputs.image_size, name)
+    if key not in problems:
+        try:
+            prepare_evaluation(name, inputs)
+            problems[key] = None
+        except ClipdashError as exc:
+            problems[key] = str(exc)
+    return problems[key]
+
+
 @dataclass(frozen=True)
 class SkippedEvaluation:
     """An evaluation left out for every checkpoint of a run, because its data did not load."""
@@ -131,19 +144,10 @@ class RunExecutor:
             self.inputs_by_size[loaded.image_size] = run_inputs(self.config, loaded.image_size)
         inputs = self.inputs_by_size[loaded.image_size]
         asked = [e for e in self.config.evals if any(e in item.evals for item in items)]
-        usable = []
+        usable = [name for name in asked if check_inputs(name, inputs, problems) is None]
         for name in asked:
-            key = (inputs.image_size, name)
-            if key not in problems:
-                try:
-                    prepare_evaluation(name, inputs)
-                    problems[key] = None
-                except ClipdashError as exc:
-                    problems[key] = str(exc)
-            if problems[key] is None:
-                usable.append(name)
-            else:
-                yield SkippedEvaluation(first.run, name, problems[key])
+            if name not in usable:
+                yield SkippedEvaluation(first.run, name, problems[(inputs.image_size, name)])
         items = [WorkItem(item.ref, tuple(e for e in item.evals if e in usable)) for item in items]
         items = [item for item in items if item.evals]
         text = TextEncoder(self.config.torch_device)
@@ -159,7 +163,9 @@ class RunExecutor:
             result.shared_tables, shared = shared, {}
             yield result
 
-    def evaluate(self, item: WorkItem, loaded, inputs: RunInputs, text: TextEncoder) -> CheckpointResult:
+    def evaluate(
+        self, item: WorkItem, loaded: LoadedModel, inputs: RunInputs, text: TextEncoder
+    ) -> CheckpointResult:
         """One checkpoint's evaluations, with its weights already in ``loaded``."""
         ref = item.ref
         text.start_checkpoint(loaded)
