@@ -95,6 +95,7 @@ def upgrade(path: Path, tmp_path: Path) -> int | None:
         os.replace(tmp_path, path)
     except (OSError, duckdb.Error) as exc:
         tmp_path.unlink(missing_ok=True)
+        backup.unlink(missing_ok=True)  # the original is untouched: no backup needed
         raise StoreError(
             f"could not migrate {path} from schema version {version} ({first_line(exc)})"
         ) from exc
