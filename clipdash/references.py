@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pandas as pd
 
 from clipdash.errors import DatasetError
+from clipdash.store.db import variant_matches
 
 REFERENCE_COLUMNS = ("metric", "dataset", "model", "value", "protocol", "source")
 
 
 @dataclass(frozen=True)
 class ReferenceRule:
-    """Our series (metric, dataset, variant glob) → reference rows (ref_metric, ref_dataset).
+    """Our series (metric, dataset, variant pattern of ``variant_matches``) → reference rows.
 
     ``complement`` draws 1 − value (texture bias = 1 − shape bias).
     """
@@ -40,21 +40,27 @@ REFERENCE_RULES = (
     ReferenceRule("acc1", "cifar100", "templates=*", "zeroshot_top1", "cifar100"),
     ReferenceRule("lp_acc1", "cifar10", "*", "linear_probe_top1", "cifar10"),
     ReferenceRule("lp_acc1", "cifar100", "*", "linear_probe_top1", "cifar100"),
-    ReferenceRule("shape_bias", "cue-conflict", "protocol=*", "shape_bias", "cue-conflict"),
+    ReferenceRule("shape_bias", "cue-conflict", "protocol=*;templates=*", "shape_bias", "cue-conflict"),
     ReferenceRule(
-        "texture_bias", "cue-conflict", "protocol=*", "shape_bias", "cue-conflict", complement=True
+        "texture_bias",
+        "cue-conflict",
+        "protocol=*;templates=*",
+        "shape_bias",
+        "cue-conflict",
+        complement=True,
     ),
     ReferenceRule("srcc", "tid2013", "distortion=all", "tid2013_srcc", "tid2013"),
     ReferenceRule("plcc", "tid2013", "distortion=all", "tid2013_plcc", "tid2013"),
     ReferenceRule("srcc", "livec", "*", "livec_srcc", "livec"),
 )
 
-# Short curve names (the seed paper's Table 1 names where it has them) → our series (metric, dataset, glob).
+# Short curve names (the seed paper's Table 1 names where it has them) → our series
+# (metric, dataset, variant pattern).
 CURVE_NAMES = {
     "accuracy": ("acc1", "cifar10", "templates=*"),
     "noisy_accuracy": ("acc1", "cifar10-c/gaussian_noise", "severity=mean;*"),
     "tid2013": ("srcc", "tid2013", "distortion=all"),
-    "texture_bias": ("texture_bias", "cue-conflict", "protocol=two_prompt;*"),
+    "texture_bias": ("texture_bias", "cue-conflict", "protocol=two_prompt;templates=*"),
     "noise_sensitivity": ("noise_drop", "cifar10-c/gaussian_noise", "severity=mean;*"),
 }
 _CURVE_CORRELATION = re.compile(r"curve_correlation\((?P<first>[^;]+);(?P<second>[^)]+)\)")
@@ -75,7 +81,7 @@ def references_for(references: pd.DataFrame, metric: str, dataset: str, variant:
     """Reference rows (model, value, protocol, source) that fit one of our series; empty if none do."""
     frames = []
     for rule in REFERENCE_RULES:
-        if (rule.metric, rule.dataset) != (metric, dataset) or not fnmatchcase(variant, rule.variant):
+        if (rule.metric, rule.dataset) != (metric, dataset) or not variant_matches(variant, rule.variant):
             continue
         rows = references[
             (references["metric"] == rule.ref_metric) & (references["dataset"] == rule.ref_dataset)
@@ -90,8 +96,8 @@ def references_for(references: pd.DataFrame, metric: str, dataset: str, variant:
 
 def curve_series_name(metric: str, dataset: str, variant: str) -> str | None:
     """The short name of one of our series (see :data:`CURVE_NAMES`), or None."""
-    for name, (m, d, glob) in CURVE_NAMES.items():
-        if (m, d) == (metric, dataset) and fnmatchcase(variant, glob):
+    for name, (m, d, pattern) in CURVE_NAMES.items():
+        if (m, d) == (metric, dataset) and variant_matches(variant, pattern):
             return name
     return None
 

@@ -162,3 +162,25 @@ def test_summary_has_a_row_per_template_set_instead_of_the_max_over_them(tmp_pat
     assert np.isnan(summary.loc["clip", "noisy_acc1"]) and summary.loc["seed", "noisy_acc1"] == 0.3
     assert summary.loc["clip", "texture_bias"] == 0.7  # not the per-class row
     assert summary["tid2013_srcc"].tolist() == [0.2, 0.2]  # no template set: on every row
+
+
+@pytest.mark.parametrize(
+    ("variant", "pattern", "matches"),
+    [
+        ("templates=clip", "templates=*", True),
+        ("severity=mean;templates=clip", "severity=mean;*", True),
+        ("a_new_key=1;severity=mean;templates=clip", "severity=mean;*", True),  # a key sorting earlier
+        ("severity=3;templates=clip", "severity=mean;*", False),
+        ("class=cat;protocol=two_prompt;templates=clip", "protocol=two_prompt;templates=*", False),
+        ("protocol=two_prompt;templates=clip", "protocol=two_prompt;templates=*", True),
+        ("distortion=all", "distortion=all", True),
+        ("distortion=01", "distortion=all", False),
+        ("", "*", True),
+        ("classifier=logreg;n_train=5000", "*", True),
+    ],
+)
+def test_variant_patterns_match_fields_not_string_prefixes(variant, pattern, matches):
+    """Glob patterns like 'severity=mean;*' break as soon as a key sorts before 'severity'."""
+    from clipdash.store.db import variant_matches
+
+    assert variant_matches(variant, pattern) is matches

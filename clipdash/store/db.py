@@ -28,6 +28,22 @@ def parse_variant(variant: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in variant.split(";") if part)
 
 
+def variant_matches(variant: str, pattern: str) -> bool:
+    """Whether a variant's fields fit a pattern, field by field (never by string prefix).
+
+    A pattern lists ``key=value`` fields, ``*`` as a value meaning any value; a lone ``*`` field allows
+    other keys too, otherwise the variant must have exactly the pattern's keys. ``severity=mean;*`` fits
+    ``a=1;severity=mean;templates=clip``, which the glob of the same text does not;
+    ``protocol=two_prompt;templates=*`` does not fit a per-class ``class=cat;protocol=...`` row.
+    """
+    fields = parse_variant(variant)
+    wanted = parse_variant(";".join(part for part in pattern.split(";") if part != "*"))
+    others_allowed = "*" in pattern.split(";")
+    if not others_allowed and set(fields) != set(wanted):
+        return False
+    return all(key in fields and value in ("*", fields[key]) for key, value in wanted.items())
+
+
 def _fmt(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 

@@ -8,33 +8,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from clipdash.store.db import connect_read_only, damaged, parse_variant
+from clipdash.store.db import connect_read_only, damaged, parse_variant, variant_matches
 
 Series = tuple[str, str, str]  # (metric, dataset, variant): one stored curve
 
-# The seed paper's curves plus the probes: (column, metric, dataset, the variant's settings besides its
-# template set; None = any value). Matched on parsed fields, not on prefixes of the variant string.
-SUMMARY_COLUMNS: tuple[tuple[str, str, str, dict[str, str | None]], ...] = (
-    ("acc1", "acc1", "cifar10", {}),
-    ("noisy_acc1", "acc1", "cifar10-c/gaussian_noise", {"severity": "mean"}),
-    ("noise_drop", "noise_drop", "cifar10-c/gaussian_noise", {"severity": "mean"}),
-    ("tid2013_srcc", "srcc", "tid2013", {"distortion": "all"}),
-    ("livec_srcc", "srcc", "livec", {"prompts": None}),
-    ("texture_bias", "texture_bias", "cue-conflict", {"protocol": "two_prompt"}),
-    ("shape_bias", "shape_bias", "cue-conflict", {"protocol": "sixteen_class"}),
-    ("lp_acc1", "lp_acc1", "cifar10", {"classifier": "logreg", "n_train": None}),
-    ("ca_acc1", "ca_acc1", "cifar10", {"C": "cv", "tau": "0.07"}),
+# The seed paper's curves plus the probes: (column, metric, dataset, variant pattern of ``variant_matches``).
+SUMMARY_COLUMNS = (
+    ("acc1", "acc1", "cifar10", "templates=*"),
+    ("noisy_acc1", "acc1", "cifar10-c/gaussian_noise", "severity=mean;templates=*"),
+    ("noise_drop", "noise_drop", "cifar10-c/gaussian_noise", "severity=mean;templates=*"),
+    ("tid2013_srcc", "srcc", "tid2013", "distortion=all"),
+    ("livec_srcc", "srcc", "livec", "prompts=*"),
+    ("texture_bias", "texture_bias", "cue-conflict", "protocol=two_prompt;templates=*"),
+    ("shape_bias", "shape_bias", "cue-conflict", "protocol=sixteen_class;templates=*"),
+    ("lp_acc1", "lp_acc1", "cifar10", "classifier=logreg;n_train=*"),
+    ("ca_acc1", "ca_acc1", "cifar10", "C=cv;tau=0.07"),
 )
 
 # The seed paper's four panels (clean + noisy accuracy, TID2013, texture bias, noise drop), as
-# (metric, dataset, variant glob); each resolves to the first stored variant that matches.
+# (metric, dataset, variant pattern of ``variant_matches``); each resolves to the first stored variant
+# that fits.
 DEFAULT_CURVES = (
     ("acc1", "cifar10", "templates=*"),
     ("acc1", "cifar10-c/gaussian_noise", "severity=mean;*"),
@@ -84,21 +83,11 @@ def summary_table(db: str | Path) -> pd.DataFrame:
     columns = [name for name, *_ in SUMMARY_COLUMNS]
     if frame.empty:
         return pd.DataFrame(columns=["run", "epoch", "templates", *columns])
-    settings = frame["variant"].map(parse_variant)
-    frame["templates"] = settings.map(lambda fields: fields.get("templates"))
-    rest = settings.map(lambda fields: {k: v for k, v in fields.items() if k != "templates"})
+    frame["templates"] = frame["variant"].map(lambda variant: parse_variant(variant).get("templates"))
     picked = []
-    for name, metric, dataset, fields in SUMMARY_COLUMNS:
-        match = (
-            (frame["metric"] == metric)
-            & (frame["dataset"] == dataset)
-            & rest.map(
-                lambda got, fields=fields: (
-                    set(got) == set(fields)
-                    and all(want is None or got[key] == want for key, want in fields.items())
-                )
-            )
-        )
+    for name, metric, dataset, pattern in SUMMARY_COLUMNS:
+        match = (frame["metric"] == metric) & (frame["dataset"] == dataset)
+        match &= frame["variant"].map(lambda variant, pattern=pattern: variant_matches(variant, pattern))
         picked.append(frame.loc[match, ["run", "epoch", "templates", "value"]].assign(column=name))
     long = pd.concat(picked)
     long["templates"] = long["templates"].fillna("")
@@ -170,14 +159,14 @@ def metric_series(db: str | Path) -> pd.DataFrame:
 
 
 def match_series(available: pd.DataFrame, patterns: Sequence[Series] = DEFAULT_CURVES) -> list[Series]:
-    """For each (metric, dataset, variant glob), the first stored series of ``available`` that matches.
+    """For each (metric, dataset, variant pattern), the first stored series of ``available`` that fits.
 
     ``available`` is :func:`metric_series`' frame; patterns with no stored match are left out.
     """
     found: list[Series] = []
-    for metric, dataset, glob in patterns:
+    for metric, dataset, pattern in patterns:
         rows = available[(available["metric"] == metric) & (available["dataset"] == dataset)]
-        variants = sorted(v for v in rows["variant"] if fnmatchcase(v, glob))
+        variants = sorted(v for v in rows["variant"] if variant_matches(v, pattern))
         if variants:
             found.append((metric, dataset, variants[0]))
     return found
