@@ -75,8 +75,8 @@ def summary_table(db: str | Path) -> pd.DataFrame:
 
     ``templates`` names the prompt template set of the zero-shot, noise and cue-conflict columns (one row
     each when a checkpoint has several); numbers that use no templates (TID2013, LIVE-C, probes) are on
-    every row of their checkpoint. Where a column's other settings still vary (``n_train``), the largest
-    value is shown.
+    every row of their checkpoint. Where a column's other settings still vary (two ``n_train``), the larger
+    of its values is shown: those settings are not stored apart yet.
     """
     wanted = " OR ".join(f"(metric = '{m}' AND dataset = '{d}')" for _, m, d, _ in SUMMARY_COLUMNS)
     frame = query(db, f"SELECT run, epoch, metric, dataset, variant, value FROM metrics WHERE {wanted}")
