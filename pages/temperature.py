@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from clipdash import charts
-from clipdash.evals.class_agnostic import TAU_GRID
+from clipdash.evals.class_agnostic import C_GRID, TAU_GRID, at_grid_edge
 from clipdash.evals.linear_probe import PROBE_CLASSIFIERS
 from clipdash.evals.retrain import ProbeOutcome, retrain_class_agnostic
 from clipdash.store import queries
@@ -62,6 +62,14 @@ else:
     st.caption(
         "C=fixed: linear SVC with C = 1; C=cv: C chosen per τ by 3-fold cross-validation on the train split."
     )
+    chosen = load(queries.tuned_C, db, run, dataset)
+    edge = at_grid_edge(chosen["C"])
+    if edge.any():
+        st.warning(
+            f"Cross-validation chose C at the edge of its grid ({min(C_GRID):g} … {max(C_GRID):g}) in "
+            f"{int(edge.sum())} of {len(chosen)} fits (epochs × τ): there the best C may lie beyond the "
+            "grid, so the C=cv curve does not fully factor the regularisation out."
+        )
 
 st.header("Retrain at any τ")
 checkpoints = index[(index["run"] == run) & (index["dataset"] == dataset)].set_index("epoch")

@@ -256,3 +256,10 @@ def test_curves_normalised_and_any_series(engine_db, monkeypatch):
     assert not app.exception and len(charts(app)) == PAGES["pages/curves.py"]
     app.multiselect[1].select(("acc5", "cifar10", "templates=photo")).run()  # any stored series
     assert not app.exception and len(charts(app)) == PAGES["pages/curves.py"] + 1
+
+
+def test_temperature_warns_when_cv_chose_c_at_the_grid_edge(bundled_db, monkeypatch):
+    """On the bundled run 275 of 279 tuned fits chose C = 100 and one 0.01; the page said so nowhere."""
+    app = render("pages/temperature.py", bundled_db, monkeypatch)
+    warnings = [w.value for w in app.warning]
+    assert any("at the edge of its grid (0.01 … 100) in 276 of 279 fits" in w for w in warnings), warnings

@@ -114,3 +114,10 @@ def test_tuned_sweep_with_too_few_images_per_class_reports_nan_not_a_guess():
         tune_C=True,
     )
     assert not np.isnan(two_per_class["acc1"]).any()
+
+
+def test_at_grid_edge_flags_the_smallest_and_largest_C():
+    from clipdash.evals.class_agnostic import C_GRID, at_grid_edge
+
+    assert C_GRID == (0.01, 0.1, 1, 10, 100)
+    assert at_grid_edge([100.0, 10.0, 0.01, 1.0, float("nan")]).tolist() == [True, False, True, False, False]

@@ -332,6 +332,19 @@ def tau_sweep(db: str | Path, run: str, dataset: str = "cifar10") -> pd.DataFram
     return frame[["epoch", "metric", "mode", "tau", "value"]]
 
 
+def tuned_C(db: str | Path, run: str, dataset: str = "cifar10") -> pd.DataFrame:
+    """The C that cross-validation chose for the class-agnostic probe, per (epoch, tau) of a run."""
+    frame = query(
+        db,
+        "SELECT epoch, variant, value AS C FROM metrics WHERE run = ? AND dataset = ? AND metric = 'ca_C' "
+        "ORDER BY epoch, variant",
+        [run, dataset],
+    )
+    frame = frame[frame["variant"].map(lambda variant: variant_matches(variant, "C=cv;tau=*"))]
+    frame["tau"] = [float(parse_variant(v)["tau"]) for v in frame["variant"]]
+    return frame[["epoch", "tau", "C"]].reset_index(drop=True)
+
+
 def class_agnostic_index(db: str | Path) -> pd.DataFrame:
     """Which (run, dataset, epoch) have stored class-agnostic cosines (train and test rows counted)."""
     return query(
