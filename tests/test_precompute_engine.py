@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import sys
+import types
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -72,7 +74,10 @@ class SpawnedProcessBackend:
             yield from pool.submit(_run_in_child, spec_text, items, config).result(timeout=600)
 
 
-def test_a_spawned_process_backend_stores_the_same_rows(tmp_path, tiny_run, shared_data):
+def test_a_spawned_process_backend_stores_the_same_rows(tmp_path, tiny_run, shared_data, monkeypatch):
+    # Streamlit's AppTest (earlier test files) leaves sys.modules["__main__"] as app.py, which a spawned
+    # child would run again (starting the dashboard's prewarm thread there): spawn from a bare __main__.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     args = ("--evals", ",".join(EVALS))
     here, there = tmp_path / "here.duckdb", tmp_path / "there.duckdb"
     assert main(cli_args(tiny_run, shared_data, here, *args)) == 0
