@@ -185,8 +185,13 @@ if image is None:
     st.info("Upload an image or pick a cue-conflict example to probe it.")
     st.stop()
 
+classnames, classes_note = choices.cue_conflict_classnames(stimuli_folder())
+if classes_note:
+    st.caption(classes_note)
+classes = list(classnames)
 shape, texture = choices.example_pair(example) if example else ("cat", "elephant")
-classes = list(label_sets.CUE_CONFLICT_CLASSES)
+if shape not in classes or texture not in classes:
+    shape, texture = classes[0], classes[min(1, len(classes) - 1)]
 left, middle, right = st.columns(3)
 pair = (  # keyed by the example, so picking another stimulus resets the pair to its classes
     left.selectbox("Shape class", classes, index=classes.index(shape), key=f"probe_shape:{example}"),
@@ -201,7 +206,7 @@ if labels is None:
     st.stop()
 
 with st.spinner("Embedding the image and the prompts…"):
-    result = scores.probe_image(model, image, tau, labels, pair, template_set)
+    result = scores.probe_image(model, image, tau, labels, pair, template_set, classnames)
 
 left, right = st.columns([1, 3])
 left.image(preview(image), caption=f"the image ({image.width}×{image.height} px)", width="stretch")

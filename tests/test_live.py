@@ -384,3 +384,30 @@ def test_probe_votes_equal_the_stored_votes_of_the_run_s_template_set(
         pair = (row.shape_class, row.texture_class)
         result = scores.probe_image(model, image, 0.07, labels, pair, template_set=choice.template_sets[0])
         assert result.vote["cosine"].tolist() == pytest.approx([row.shape_score, row.texture_score], abs=1e-5)
+
+
+def _stimuli(root: Path, names: list[str]) -> Path:
+    for name in names:
+        path = root / "cue-conflict" / "stimuli" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (90, 20, 20)).save(path)
+    return root
+
+
+def test_the_16_classes_are_read_from_the_stimuli_as_the_engine_reads_them(tmp_path, tiny_live):
+    """The probe hard-coded Geirhos' 16 names; the engine reads the stimuli's shape folders."""
+    root = _stimuli(tmp_path, ["apple/apple1-pear2.png", "pear/pear1-plum1.png", "plum/plum3-apple1.png"])
+    classnames, note = choices.cue_conflict_classnames(root)
+    assert classnames == ("apple", "pear", "plum") and note is None
+    labels = label_sets.label_set("CIFAR-10")
+    result = scores.probe_image(tiny_live, stripes(), 0.07, labels, ("pear", "plum"), classnames=classnames)
+    assert result.sixteen["class"].tolist() == ["apple", "pear", "plum"]
+    assert result.vote["class"].tolist() == ["pear", "plum"]
+
+
+def test_without_usable_stimuli_the_probe_uses_geirhos_16_classes_and_says_so(tmp_path):
+    assert choices.cue_conflict_classnames(None) == (label_sets.CUE_CONFLICT_CLASSES, None)
+    partial = _stimuli(tmp_path, ["cat/cat10-elephant3.png"])  # a texture with no shape folder
+    classnames, note = choices.cue_conflict_classnames(partial)
+    assert classnames == label_sets.CUE_CONFLICT_CLASSES
+    assert note.startswith("The stimuli under") and "Geirhos et al.'s 16 classes" in note

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from clipdash.data.cue_conflict import cue_conflict_root, texture_class_from_name
+from clipdash.data.cue_conflict import cue_conflict_root, load_cue_conflict, texture_class_from_name
 from clipdash.data.decode import load_rgb
 from clipdash.errors import DatasetError, ModelSpecError
 from clipdash.models import parse_model_spec
+from clipdash.probe.labels import CUE_CONFLICT_CLASSES
 from clipdash.store.queries import checkpoint_files
 
 BUNDLED_ARCH = "clipdash-vit-t4-minilm"
@@ -70,6 +71,20 @@ def cue_conflict_examples(data_root: Path) -> list[str]:
 def load_example(data_root: Path, name: str) -> Image.Image:
     """One cue-conflict stimulus (``<shape>/<file>.png``) as RGB."""
     return load_rgb(cue_conflict_root(data_root) / "stimuli" / name)
+
+
+def cue_conflict_classnames(data_root: Path | None) -> tuple[tuple[str, ...], str | None]:
+    """The cue-conflict classes as the engine reads them (the stimuli's shape folders), and a note when the
+    stimuli cannot give them, in which case Geirhos et al.'s 16 classes (the release's folders) are used."""
+    if data_root is None:
+        return CUE_CONFLICT_CLASSES, None
+    try:
+        return tuple(load_cue_conflict(data_root).classnames), None
+    except DatasetError as exc:
+        return CUE_CONFLICT_CLASSES, (
+            f"The stimuli under {data_root} do not give the class names ({exc}); the 16-class scores use "
+            "Geirhos et al.'s 16 classes."
+        )
 
 
 def example_pair(name: str) -> tuple[str, str]:

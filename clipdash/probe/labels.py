@@ -55,11 +55,13 @@ def label_set(name: str) -> LabelSet:
     return LABEL_SETS[name]()
 
 
-def sixteen_class_labels(template_set: str = "clip") -> LabelSet:
+def sixteen_class_labels(
+    template_set: str = "clip", classnames: tuple[str, ...] = CUE_CONFLICT_CLASSES
+) -> LabelSet:
     """The 16 cue-conflict classes under a template set, as the engine's ``classifier16`` builds them:
     ``clip`` is CLIP's 80 ImageNet templates, ``seed`` and ``photo`` one template each."""
     templates = templates_for(imagenet_templates(), template_set)
-    return LabelSet("cue-conflict (16 classes)", CUE_CONFLICT_CLASSES, tuple(templates))
+    return LabelSet("cue-conflict (16 classes)", tuple(classnames), tuple(templates))
 
 
 def describe_templates(template_set: str) -> str:

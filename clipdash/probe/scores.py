@@ -127,15 +127,17 @@ def probe_image(
     labels: LabelSet,
     pair: tuple[str, str],
     template_set: str = "clip",
+    classnames: Sequence[str] = CUE_CONFLICT_CLASSES,
 ) -> ProbeResult:
     """Every view of the probe page for one image: 16-class scores, the pair's vote, top-5, prompt profile.
 
-    The 16 classes use ``template_set`` as the engine did for the stored run (``--templates``), so the vote
-    for a stored stimulus and checkpoint equals the stored one.
+    The 16 classes (``classnames``: the stimuli's shape folders, as the engine reads them) use
+    ``template_set`` as the engine did for the stored run (``--templates``), so the vote for a stored
+    stimulus and checkpoint equals the stored one.
     """
     pixels, features = encode_image(live, image)
     logit_scale = live.loaded.logit_scale
-    sixteen = sixteen_class_labels(template_set)
+    sixteen = sixteen_class_labels(template_set, tuple(classnames))
     classifier16 = live.classifier(sixteen)
     profile, entropy = prompt_profile(features, live.prompt_features(class_agnostic.GENERIC_PROMPTS), tau)
     return ProbeResult(
