@@ -46,7 +46,7 @@ def version_1_database(path: Path) -> Path:
 def test_a_version_1_database_is_migrated_with_a_backup(tmp_path, caplog):
     db = version_1_database(tmp_path / "results.duckdb")
     original = db.read_bytes()
-    with caplog.at_level(logging.WARNING, logger="clipdash.store.migrations"):
+    with caplog.at_level(logging.WARNING, logger="clipdash.store.writer"):
         with ResultWriter(db) as writer:
             assert writer.migrated_from == 1
     assert f"migrated {db} from schema version 1 to {SCHEMA_VERSION}" in caplog.text

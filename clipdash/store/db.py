@@ -95,10 +95,15 @@ def check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
 
 
+def refuse_non_file(path: Path) -> None:
+    """Refuse a folder or a device (a pipe, /dev/null) given as a database, in one sentence."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device or a pipe?)"
+        raise StoreError(f"{path} is {kind}, not a results database; give the path of a .duckdb file")
+
+
 def not_a_database(path: Path, exc: Exception) -> StoreError:
-    """The one sentence for a file DuckDB cannot open: a folder, a text file, an empty or damaged file."""
-    if path.is_dir():
-        return StoreError(f"{path} is a folder, not a results database; give the path of a .duckdb file")
+    """The one sentence for a file DuckDB cannot open: a text file, an empty or damaged file."""
     if not os.access(path, os.R_OK):
         return StoreError(f"cannot read {path}: permission denied")
     return StoreError(f"{path} is not a DuckDB database, or its header is damaged ({first_line(exc)})")
@@ -122,6 +127,7 @@ def connect_read_only(path: str | Path, retries: int = 20, wait_s: float = 0.1) 
     path = Path(path)
     if not path.exists():
         raise StoreError(f"results database not found: {path} (create it with python -m clipdash.precompute)")
+    refuse_non_file(path)
     last_error: Exception | None = None
     for _ in range(retries):
         try:

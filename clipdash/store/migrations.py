@@ -1,17 +1,14 @@
 """Schema migrations: bring a results database of an older version to the current one, keeping a backup.
 
-``MIGRATIONS[v]`` takes a database at version v to v + 1. ``upgrade`` applies them in order to a copy of the
-file, in one transaction, and swaps the copy in atomically (as the writer does), after saving the original
-as ``<name>.v<old>.bak``; a failure leaves the database as it was. The precompute's writer upgrades a
+``MIGRATIONS[v]`` takes a database at version v to v + 1. ``ResultWriter`` applies them in order, in one
+transaction on a copy of the file that it swaps in as it does a checkpoint's rows, after saving the
+original as ``<name>.v<old>.bak``; a failure leaves the database as it was. The precompute upgrades a
 database before it writes to it; the dashboard opens databases read-only, so it names the command
 ``python -m clipdash.store.migrate`` (``clipdash/store/migrate.py``) instead.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,14 +17,10 @@ import duckdb
 from clipdash.errors import StoreError
 from clipdash.store.db import (
     SCHEMA_VERSION,
-    check_schema,
     check_tables,
-    first_line,
     not_a_database,
     read_schema_version,
 )
-
-log = logging.getLogger(__name__)
 
 
 def _add_run_metadata(con: duckdb.DuckDBPyConnection) -> None:
@@ -67,43 +60,24 @@ def stored_version(path: Path) -> int | None:
         raise not_a_database(path, exc) from exc
 
 
-def upgrade(path: Path, tmp_path: Path) -> int | None:
-    """Migrate ``path`` to the current schema through the copy ``tmp_path``; returns the old version, or
-    None when it was current. The caller holds the database's write lock (``ResultWriter``)."""
+def pending_version(path: Path) -> int | None:
+    """The older schema version ``path`` must be migrated from, or None when there is nothing to migrate
+    (current, newer, or not a clipdash database: ``check_schema`` says which); raises when no chain of
+    migrations leads from its version to the current one."""
     version = stored_version(path)
     if version is None or version >= SCHEMA_VERSION:
-        return None  # not ours, or current, or newer: check_schema says which
+        return None
     missing = [v for v in range(version, SCHEMA_VERSION) if v not in MIGRATIONS]
     if missing:
         raise StoreError(
             f"{path} has schema version {version}, which this clipdash cannot migrate (no migration from "
             f"version {missing[0]}); re-run the precompute into a new database file"
         )
-    backup = backup_path(path, version)
-    try:
-        shutil.copyfile(path, backup)
-        shutil.copyfile(path, tmp_path)
-        with duckdb.connect(str(tmp_path)) as con:
-            con.begin()
-            for step in range(version, SCHEMA_VERSION):
-                MIGRATIONS[step](con)
-            con.execute("UPDATE schema_version SET version = ?", [SCHEMA_VERSION])
-            con.commit()
-            con.execute("CHECKPOINT")
-        with duckdb.connect(str(tmp_path), read_only=True) as con:
-            check_schema(con, path)
-        os.replace(tmp_path, path)
-    except (OSError, duckdb.Error) as exc:
-        tmp_path.unlink(missing_ok=True)
-        backup.unlink(missing_ok=True)  # the original is untouched: no backup needed
-        raise StoreError(
-            f"could not migrate {path} from schema version {version} ({first_line(exc)})"
-        ) from exc
-    log.warning(
-        "migrated %s from schema version %d to %d; the original is kept as %s",
-        path,
-        version,
-        SCHEMA_VERSION,
-        backup,
-    )
     return version
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Run every migration from ``version`` to the current one in ``con``'s open transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        MIGRATIONS[step](con)
+    con.execute("UPDATE schema_version SET version = ?", [SCHEMA_VERSION])

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,9 +29,18 @@ import duckdb
 import pandas as pd
 
 from clipdash.errors import StoreError
-from clipdash.store.db import connect_read_only, create_schema, damaged, first_line
-from clipdash.store.migrations import upgrade
+from clipdash.store.db import (
+    SCHEMA_VERSION,
+    check_schema,
+    connect_read_only,
+    create_schema,
+    first_line,
+    refuse_non_file,
+)
+from clipdash.store.migrations import apply_migrations, backup_path, pending_version
+from clipdash.store.queries import query
 
+log = logging.getLogger(__name__)
 # Per-image tables have no primary-key index (it would double the file); each is written by exactly one
 # evaluation, so the writer replaces a checkpoint's rows wholesale instead of upserting them.
 PER_IMAGE_TABLES = ("cue_conflict_decisions", "entropies", "class_agnostic_features", "image_embeddings")
@@ -101,11 +112,7 @@ class ResultWriter:
         self._lock_file = None
 
     def __enter__(self) -> ResultWriter:
-        if self.path.exists() and not self.path.is_file():  # before leaving a lock file beside it
-            kind = "a folder" if self.path.is_dir() else "not a regular file (a device or a pipe?)"
-            raise StoreError(
-                f"{self.path} is {kind}, not a results database; give the path of a .duckdb file"
-            )
+        refuse_non_file(self.path)  # before a lock file is made beside a folder or a device
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_file = open(self.lock_path, "a")  # noqa: SIM115 (held for the writer's lifetime)
@@ -126,7 +133,7 @@ class ResultWriter:
             if not self.path.exists():
                 self._create()
             else:
-                self.migrated_from = upgrade(self.path, self.tmp_path)
+                self.migrated_from = self._upgrade()
             connect_read_only(self.path).close()  # a folder, a text file, a foreign or damaged database
         except BaseException:
             self._release()
@@ -164,21 +171,13 @@ class ResultWriter:
 
     def completed(self, run: str) -> set[tuple[int, str]]:
         """(epoch, eval) pairs already stored for ``run``: what a resumed job skips."""
-        rows = self._fetch("SELECT epoch, eval FROM evaluations WHERE run = ?", [run])
-        return {(int(epoch), name) for epoch, name in rows}
+        rows = query(self.path, "SELECT epoch, eval FROM evaluations WHERE run = ?", [run])
+        return {(int(epoch), name) for epoch, name in rows.itertuples(index=False)}
 
     def stored_checkpoints(self, run: str) -> dict[int, tuple[str | None, str | None]]:
         """epoch -> (path, sha256) of the checkpoints stored for ``run``."""
-        rows = self._fetch("SELECT epoch, path, sha256 FROM checkpoints WHERE run = ?", [run])
-        return {int(epoch): (path, sha256) for epoch, path, sha256 in rows}
-
-    def _fetch(self, sql: str, params: list) -> list[tuple]:
-        """Rows of one read-only query on the database; unreadable blocks are a ``StoreError``."""
-        with connect_read_only(self.path) as con:
-            try:
-                return con.execute(sql, params).fetchall()
-            except duckdb.Error as exc:
-                raise damaged(self.path, exc) from exc
+        rows = query(self.path, "SELECT epoch, path, sha256 FROM checkpoints WHERE run = ?", [run])
+        return {int(epoch): (path, sha256) for epoch, path, sha256 in rows.itertuples(index=False)}
 
     def write(self, result: CheckpointResult) -> None:
         """Write one checkpoint's rows (and its finished-eval markers) in one transaction, then swap.
@@ -186,78 +185,116 @@ class ResultWriter:
         Any failure raises ``StoreError`` in one sentence and leaves the database as it was.
         """
         try:
-            shutil.copyfile(self.path, self.tmp_path)
-            self._write_copy(result)
-            self._check_copy(result)
-            self._swap()
-        except BaseException as exc:
-            self._remove_stale_copy()
-            if not isinstance(exc, OSError | duckdb.Error):
-                raise
+            self._rewrite(lambda con: _insert_result(con, result), lambda con: _check_markers(con, result))
+        except (OSError, duckdb.Error) as exc:
             raise StoreError(
                 f"could not write epoch {result.epoch} of {result.run} to {self.path} ({_reason(exc)}); "
                 "it still holds the results written before"
             ) from exc
 
-    def _check_copy(self, result: CheckpointResult) -> None:
-        """Raise unless the copy holds this checkpoint's markers in its file, with no write-ahead log left."""
-        wal = self.tmp_path.with_name(self.tmp_path.name + ".wal")
-        if wal.exists() and wal.stat().st_size > 0:
-            raise OSError(f"DuckDB left {wal.stat().st_size} bytes in its write-ahead log {wal}")
-        with duckdb.connect(str(self.tmp_path), read_only=True) as con:
-            stored = con.execute(
-                "SELECT list(eval) FROM evaluations WHERE run = ? AND epoch = ?", [result.run, result.epoch]
-            ).fetchone()[0]
-        missing = {e.eval for e in result.evals} - set(stored or [])
-        if missing:
-            raise OSError(f"the copy lacks the rows of {', '.join(sorted(missing))} after the commit")
+    def _upgrade(self) -> int | None:
+        """Migrate an older database (``clipdash.store.migrations``), keeping the original as a backup;
+        returns the version it had, or None when there was nothing to migrate."""
+        version = pending_version(self.path)
+        if version is None:
+            return None
+        backup = backup_path(self.path, version)
+        try:
+            shutil.copyfile(self.path, backup)
+            self._rewrite(
+                lambda con: apply_migrations(con, version), lambda con: check_schema(con, self.path)
+            )
+        except (OSError, duckdb.Error) as exc:
+            backup.unlink(missing_ok=True)  # the original is untouched: no backup needed
+            raise StoreError(
+                f"could not migrate {self.path} from schema version {version} ({_reason(exc)})"
+            ) from exc
+        log.warning(
+            "migrated %s from schema version %d to %d; the original is kept as %s",
+            *(self.path, version, SCHEMA_VERSION, backup),
+        )
+        return version
 
-    def _write_copy(self, result: CheckpointResult) -> None:
-        now = datetime.now()
-        with duckdb.connect(str(self.tmp_path)) as con:
-            con.begin()
-            con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run) DO UPDATE SET "
-                "source_path = coalesce(runs.source_path, excluded.source_path), "
-                "n_params = coalesce(runs.n_params, excluded.n_params), "
-                "params = coalesce(runs.params, excluded.params)",
-                [
-                    result.run,
-                    result.model_spec,
-                    result.arch,
-                    result.source,
-                    now,
-                    result.source_path,
-                    result.n_params,
-                    json.dumps(result.params) if result.params else None,
-                ],
-            )
-            con.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
-                [result.run, result.epoch, result.path, result.sha256],
-            )
-            for table, frame in result.shared_tables.items():
-                if table not in SHARED_TABLES:
-                    raise StoreError(f"unknown shared table {table!r}; expected one of {SHARED_TABLES}")
-                _upsert(con, table, frame)
-            for evaluation in result.evals:
-                metrics = pd.DataFrame(evaluation.metrics, columns=["metric", "dataset", "variant", "value"])
-                for table, frame in {"metrics": metrics, **evaluation.tables}.items():
-                    if table not in PER_CHECKPOINT_TABLES:
-                        raise StoreError(f"unknown table {table!r}; expected one of {PER_CHECKPOINT_TABLES}")
-                    if table in PER_IMAGE_TABLES:
-                        con.execute(
-                            f"DELETE FROM {table} WHERE run = ? AND epoch = ?", [result.run, result.epoch]
-                        )
-                        _insert(con, table, frame.assign(run=result.run, epoch=result.epoch))
-                    else:
-                        _upsert(con, table, frame.assign(run=result.run, epoch=result.epoch))
-                con.execute(
-                    "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?)",
-                    [result.run, result.epoch, evaluation.eval, evaluation.seconds, now],
-                )
-            con.commit()
-            con.execute("CHECKPOINT")  # raises where the implicit checkpoint at close would fail silently
+    def _rewrite(
+        self,
+        change: Callable[[duckdb.DuckDBPyConnection], None],
+        check: Callable[[duckdb.DuckDBPyConnection], None],
+    ) -> None:
+        """Apply ``change`` in one transaction to a copy of the database, check the copy, swap it in.
+
+        DuckDB commits into a write-ahead log and folds it into the file at close, where a failure (a full
+        disk) is not raised: so the copy is checkpointed explicitly, must have no log left, and is read
+        back (``check``) before the rename. Any failure removes the copy and leaves the database as it was.
+        """
+        try:
+            shutil.copyfile(self.path, self.tmp_path)
+            with duckdb.connect(str(self.tmp_path)) as con:
+                con.begin()
+                change(con)
+                con.commit()
+                con.execute("CHECKPOINT")  # raises where the implicit checkpoint at close would not
+            wal = self.tmp_path.with_name(self.tmp_path.name + ".wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise OSError(f"DuckDB left {wal.stat().st_size} bytes in its write-ahead log {wal}")
+            with duckdb.connect(str(self.tmp_path), read_only=True) as con:
+                check(con)
+            self._swap()
+        except BaseException:
+            self._remove_stale_copy()
+            raise
+
+
+def _insert_result(con: duckdb.DuckDBPyConnection, result: CheckpointResult) -> None:
+    """One checkpoint's rows, shared tables and finished-eval markers, into ``con``'s transaction."""
+    now = datetime.now()
+    con.execute(
+        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run) DO UPDATE SET "
+        "source_path = coalesce(runs.source_path, excluded.source_path), "
+        "n_params = coalesce(runs.n_params, excluded.n_params), "
+        "params = coalesce(runs.params, excluded.params)",
+        [
+            result.run,
+            result.model_spec,
+            result.arch,
+            result.source,
+            now,
+            result.source_path,
+            result.n_params,
+            json.dumps(result.params) if result.params else None,
+        ],
+    )
+    con.execute(
+        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+        [result.run, result.epoch, result.path, result.sha256],
+    )
+    for table, frame in result.shared_tables.items():
+        if table not in SHARED_TABLES:
+            raise StoreError(f"unknown shared table {table!r}; expected one of {SHARED_TABLES}")
+        _upsert(con, table, frame)
+    for evaluation in result.evals:
+        metrics = pd.DataFrame(evaluation.metrics, columns=["metric", "dataset", "variant", "value"])
+        for table, frame in {"metrics": metrics, **evaluation.tables}.items():
+            if table not in PER_CHECKPOINT_TABLES:
+                raise StoreError(f"unknown table {table!r}; expected one of {PER_CHECKPOINT_TABLES}")
+            if table in PER_IMAGE_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run = ? AND epoch = ?", [result.run, result.epoch])
+                _insert(con, table, frame.assign(run=result.run, epoch=result.epoch))
+            else:
+                _upsert(con, table, frame.assign(run=result.run, epoch=result.epoch))
+        con.execute(
+            "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?)",
+            [result.run, result.epoch, evaluation.eval, evaluation.seconds, now],
+        )
+
+
+def _check_markers(con: duckdb.DuckDBPyConnection, result: CheckpointResult) -> None:
+    """Raise unless the rewritten copy holds the finished-eval markers of ``result``."""
+    stored = con.execute(
+        "SELECT list(eval) FROM evaluations WHERE run = ? AND epoch = ?", [result.run, result.epoch]
+    ).fetchone()[0]
+    missing = {e.eval for e in result.evals} - set(stored or [])
+    if missing:
+        raise OSError(f"the copy lacks the rows of {', '.join(sorted(missing))} after the commit")
 
 
 def _reason(exc: BaseException) -> str:
