@@ -23,12 +23,10 @@ class Backend(Protocol):
 
 
 class InProcessBackend:
-    """One run after another in this process; decoded inputs and input checks are shared between runs
-    of the same input size."""
+    """One run after another in this process; decoded inputs are shared between runs of one input size."""
 
     def __init__(self) -> None:
         self.inputs_by_size: dict[int, RunInputs] = {}
-        self.problems: dict[tuple[int, str], str | None] = {}
 
     def run(self, spec_text: str, items: Sequence[WorkItem], config: EngineConfig) -> Iterator[Outcome]:
-        yield from RunExecutor(spec_text, config, self.inputs_by_size).run(items, self.problems)
+        yield from RunExecutor(spec_text, config, self.inputs_by_size).run(items)

@@ -90,17 +90,14 @@ def shared_tables(inputs: RunInputs, evals: Sequence[str]) -> dict[str, pd.DataF
     return tables
 
 
-def check_inputs(name: str, inputs: RunInputs, problems: dict[tuple[int, str], str | None]) -> str | None:
-    """Why evaluation ``name`` cannot read its data at this input size, or None when it can (the data is
-    then loaded and decoded in ``inputs``); each (input size, evaluation) is checked once, in ``problems``."""
-    key = (inputs.image_size, name)
-    if key not in problems:
-        try:
-            prepare_evaluation(name, inputs)
-            problems[key] = None
-        except ClipdashError as exc:
-            problems[key] = str(exc)
-    return problems[key]
+def input_problem(name: str, inputs: RunInputs) -> str | None:
+    """Why evaluation ``name`` cannot read its data, or None when it can (the data is then loaded and
+    decoded in ``inputs``, which also remembers a set that failed, so asking again costs nothing)."""
+    try:
+        prepare_evaluation(name, inputs)
+    except ClipdashError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)
@@ -132,11 +129,8 @@ class RunExecutor:
         self.config = config
         self.inputs_by_size = inputs_by_size  # shared with other runs of the same input size
 
-    def run(
-        self, items: Sequence[WorkItem], problems: dict[tuple[int, str], str | None]
-    ) -> Iterator[Outcome]:
-        """The outcomes of ``items`` as each is ready (skipped evaluations first, then one per checkpoint);
-        ``problems`` remembers which (input size, evaluation) inputs were already checked."""
+    def run(self, items: Sequence[WorkItem]) -> Iterator[Outcome]:
+        """The outcomes of ``items`` as each is ready: skipped evaluations first, then one per checkpoint."""
         first = items[0].ref
         loaded = create_architecture(first.arch, first.tag, device=self.config.device)
         prepare_model(loaded, self.config.torch_device, self.config.precision)
@@ -144,10 +138,11 @@ class RunExecutor:
             self.inputs_by_size[loaded.image_size] = run_inputs(self.config, loaded.image_size)
         inputs = self.inputs_by_size[loaded.image_size]
         asked = [e for e in self.config.evals if any(e in item.evals for item in items)]
-        usable = [name for name in asked if check_inputs(name, inputs, problems) is None]
+        problems = {name: input_problem(name, inputs) for name in asked}
+        usable = [name for name in asked if problems[name] is None]
         for name in asked:
-            if name not in usable:
-                yield SkippedEvaluation(first.run, name, problems[(inputs.image_size, name)])
+            if problems[name] is not None:
+                yield SkippedEvaluation(first.run, name, problems[name])
         items = [WorkItem(item.ref, tuple(e for e in item.evals if e in usable)) for item in items]
         items = [item for item in items if item.evals]
         text = TextEncoder(self.config.torch_device)
