@@ -222,7 +222,7 @@ with right:
     )
     show_chart(charts.vote_chart(result.vote), result.vote, "probe-vote")
     show_chart(
-        charts.sixteen_class_chart(result.sixteen, pair, label_sets.describe_templates(template_set)),
+        charts.sixteen_class_chart(result.sixteen, pair, label_sets.describe_templates(result.template_set)),
         result.sixteen,
         "probe-16-class",
     )
