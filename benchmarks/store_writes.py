@@ -2,12 +2,11 @@
 
     python benchmarks/store_writes.py --checkpoints 500 --out /tmp/store-writes.duckdb
 
-Writes ``--checkpoints`` synthetic checkpoints through ``ResultWriter``, each with the rows one checkpoint of
-the bundled run stores (counts read from the bundled database's epoch 30: 223 metrics, 3,600 cue-conflict
-decisions, 9,000 entropies, 3,000 class-agnostic cosine rows of 32 floats, 200 embeddings of 256 floats;
-random values), into a fresh file, and prints the seconds of the first and the last writes (the median
-of the first and of the last ``--window`` writes) and their ratio, with the file size. The goal for the
-engine's next store is last/first <= 1.5; a writer that copies the file per checkpoint grows with it.
+Writes ``--checkpoints`` synthetic checkpoints through ``ResultWriter`` into a fresh file, each with the rows
+one checkpoint of the bundled run stores: its metrics and every registered measurement's per-item table,
+with the bundled run's row counts (``ROWS``; the noise measurement at ``--limit 2000``) and random values of
+each column's declared type. Prints the seconds of the first and the last writes (the median of the first
+and of the last ``--window`` writes), their ratio and the file size. Goal (issue 11): last/first <= 1.5.
 """
 
 from __future__ import annotations
@@ -20,74 +19,62 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clipdash.measurements import get_measurement, list_measurements
+from clipdash.measurements.table import Table
 from clipdash.store import CheckpointResult, EvalResult, ResultWriter
 
+# Rows per checkpoint of the bundled run (epoch 30): zero-shot on CIFAR-10 + CIFAR-100's 20 + Imagenette,
+# noise on 2,000 images x (clean + 5 severities), two probes on the 10,000 test images, ...
 ROWS = {
-    "metrics": 223,
-    "decisions": 1200,
-    "taus": 9,
-    "entropy_images": 1000,
-    "cosines": 3000,
-    "embeddings": 200,
+    "metrics": 230,
+    "zeroshot_predictions": 12_020,
+    "noise_predictions": 12_000,
+    "tid2013_pairs": 7,
+    "livec_scores": 1_162,
+    "cue_conflict_decisions": 3_600,
+    "probe_predictions": 20_000,
+    "image_embeddings": 200,
+    "entropies": 9_000,
+    "class_agnostic_features": 3_000,
+    "modality_gap_classes": 10,
 }
+VECTOR_SIZE = {"cosines": 32}  # other FLOAT[] columns: 256 (the bundled model's embedding size)
+
+
+def synthetic_rows(table: Table, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``n`` rows of random values of each declared column type."""
+    columns = {}
+    for name, kind in table.columns:
+        if kind.endswith("[]"):
+            columns[name] = list(rng.standard_normal((n, VECTOR_SIZE.get(name, 256))).astype(np.float32))
+        elif kind == "VARCHAR":
+            columns[name] = [f"{name}-{k % 16}" for k in range(n)]
+        elif kind == "BOOLEAN":
+            columns[name] = rng.random(n) < 0.5
+        elif kind in ("FLOAT", "DOUBLE"):
+            columns[name] = rng.random(n)
+        else:  # integer types
+            columns[name] = (np.arange(n) % 100).astype(np.int32)
+    return pd.DataFrame(columns)
 
 
 def synthetic_checkpoint(epoch: int, rng: np.random.Generator) -> CheckpointResult:
-    """One checkpoint's rows, shaped like the bundled run's."""
-    metrics = [
-        (f"metric_{i}", "cifar10", f"variant={i}", float(rng.random())) for i in range(ROWS["metrics"])
-    ]
-    n = ROWS["decisions"]
-    decisions = pd.concat(
-        pd.DataFrame(
-            {
-                "protocol": protocol,
-                "image": [f"cat/cat{i}-dog{i}.png" for i in range(n)],
-                "shape_class": "cat",
-                "texture_class": "dog",
-                "decision": np.where(rng.random(n) < 0.5, "cat", "dog"),
-                "shape_score": rng.random(n),
-                "texture_score": rng.random(n),
-            }
-        )
-        for protocol in ("two_prompt", "sixteen_class", "imagenet_mean")
-    )
-    entropies = pd.concat(
-        pd.DataFrame(
-            {
-                "dataset": "cifar10",
-                "tau": tau,
-                "image_index": np.arange(ROWS["entropy_images"], dtype=np.int32),
-                "entropy": rng.random(ROWS["entropy_images"]),
-            }
-        )
-        for tau in np.geomspace(0.01, 1, ROWS["taus"])
-    )
-
-    def vectors(n: int, dim: int, column: str) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "dataset": "cifar10",
-                "split": np.where(np.arange(n) < n // 2, "train", "test"),
-                "image_index": np.arange(n, dtype=np.int32),
-                "label": (np.arange(n) % 10).astype(np.int32),
-                column: list(rng.standard_normal((n, dim)).astype(np.float32)),
-            }
-        )
-
+    """One checkpoint's rows, shaped like the bundled run's, each measurement under its own setting."""
+    names = list_measurements()
+    per_eval = ROWS["metrics"] // len(names)
     evals = [
-        EvalResult("zeroshot", 1.0, metrics),
-        EvalResult("cue_conflict", 1.0, [], {"cue_conflict_decisions": decisions}),
         EvalResult(
-            "class_agnostic",
+            name,
             1.0,
-            [],
-            {"entropies": entropies, "class_agnostic_features": vectors(ROWS["cosines"], 32, "cosines")},
-        ),
-        EvalResult("probe", 1.0, [], {"image_embeddings": vectors(ROWS["embeddings"], 256, "embedding")}),
+            [(f"metric_{i}", "cifar10", f"variant={i}", float(rng.random())) for i in range(per_eval)],
+            {t.name: synthetic_rows(t, ROWS.get(t.name, 1000), rng) for t in get_measurement(name).tables},
+            setting=f"{name}-setting",
+        )
+        for name in names
     ]
+    settings = {f"{name}-setting": (name, '{"synthetic": true}') for name in names}
     return CheckpointResult("synthetic", epoch, "synthetic@/runs/synthetic/", "ViT-B-32", "directory",
-                            f"/runs/synthetic/epoch_{epoch}.pt", None, evals)  # fmt: skip
+                            f"/runs/synthetic/epoch_{epoch}.pt", None, evals, settings=settings)  # fmt: skip
 
 
 def main() -> None:
@@ -109,11 +96,15 @@ def main() -> None:
                 print(
                     f"checkpoint {epoch}: {seconds[-1]:.3f} s, file {args.out.stat().st_size / 2**20:.0f} MiB"
                 )
+    rows = sum(ROWS.get(t.name, 1000) for name in list_measurements() for t in get_measurement(name).tables)
     first, last = statistics.median(seconds[: args.window]), statistics.median(seconds[-args.window :])
     size = args.out.stat().st_size / 2**20
-    print(f"\n{args.checkpoints} checkpoints, file {size:.0f} MiB, total {sum(seconds):.0f} s")
+    print(
+        f"\n{args.checkpoints} checkpoints of {rows:,} per-item rows, file {size:.0f} MiB, "
+        f"total {sum(seconds):.0f} s"
+    )
     print(f"first {args.window} writes: median {first:.3f} s; last {args.window}: median {last:.3f} s")
-    print(f"last/first = {last / first:.1f}")
+    print(f"last/first = {last / first:.2f}")
 
 
 if __name__ == "__main__":

@@ -16,24 +16,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from clipdash.measurements import metric_titles
+
 CUE_COLOURS = {"shape": "#2b6cb0", "texture": "#dd6b20", "other": "#a0aec0"}
 _CUE_SCALE = alt.Scale(domain=list(CUE_COLOURS), range=list(CUE_COLOURS.values()))
 REFERENCE_COLOUR = "#718096"
 HUMANS = "humans (mean of subjects; grey: each subject)"
 EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")
-METRIC_TITLES = {
-    "acc1": "Zero-shot top-1 accuracy",
-    "acc5": "Zero-shot top-5 accuracy",
-    "mean_per_class_recall": "Mean per-class recall",
-    "noise_drop": "Noise drop (clean − noisy) / clean",
-    "srcc": "Spearman correlation with human scores",
-    "plcc": "Pearson correlation with human scores",
-    "texture_bias": "Texture bias",
-    "shape_bias": "Shape bias",
-    "lp_acc1": "Linear-probe top-1 accuracy",
-    "ca_acc1": "Class-agnostic probe top-1 accuracy",
-    "mean_entropy": "Mean class-agnostic entropy (nats)",
-}
 
 
 def series_label(metric: str, dataset: str, variant: str) -> str:
@@ -49,14 +38,14 @@ def _finish(chart: alt.TopLevelMixin, title: str, height: int) -> alt.TopLevelMi
 
 
 def metric_title(metric: str) -> str:
-    """A panel title for a metric name (the name itself when there is no nicer one)."""
-    return METRIC_TITLES.get(metric, metric)
+    """A panel title for a metric name, as its measurement declares it (the name itself otherwise)."""
+    return metric_titles().get(metric, metric)
 
 
 def _short_series(frame: pd.DataFrame) -> pd.Series:
     """Series labels without the parts every series in ``frame`` shares (metric, dataset, variant pairs)."""
     parts = [
-        [f"metric={m}", f"dataset={d}", *v.split(";")]
+        [f"metric={m}", f"dataset={d}", *(part for part in v.split(";") if part)]
         for m, d, v in zip(frame["metric"], frame["dataset"], frame["variant"], strict=True)
     ]
     shared = set.intersection(*(set(p) for p in parts)) if parts else set()

@@ -1,68 +1,31 @@
 """Published reference values (data/reference_values.csv) and which of our stored series each one fits.
 
 The CSV holds published facts with their source (columns metric, dataset, model, value, protocol,
-source). Its metric names are the papers' (``zeroshot_top1``, ``tid2013_srcc``); :data:`REFERENCE_RULES`
-maps our (metric, dataset, variant) series onto them, so a panel draws only references that measure the
-same thing on the same dataset.
+source). Its metric names are the papers' (``zeroshot_top1``, ``tid2013_srcc``); the series each
+measurement declares (``clipdash.measurements``) map our (metric, dataset, variant) series onto them, so
+a panel draws only references that measure the same thing on the same dataset.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from clipdash.errors import DatasetError
+from clipdash.measurements import all_series
 from clipdash.store.db import variant_matches
 
 REFERENCE_COLUMNS = ("metric", "dataset", "model", "value", "protocol", "source")
 
 
-@dataclass(frozen=True)
-class ReferenceRule:
-    """Our series (metric, dataset, variant pattern of ``variant_matches``) → reference rows.
-
-    ``complement`` draws 1 − value (texture bias = 1 − shape bias).
-    """
-
-    metric: str
-    dataset: str
-    variant: str
-    ref_metric: str
-    ref_dataset: str
-    complement: bool = False
+def curve_names() -> dict[str, tuple[str, str, str]]:
+    """The seed paper's Table 1 curve names -> our series (metric, dataset, variant pattern), from the
+    measurement registry."""
+    return {s.paper_name: (s.metric, s.dataset, s.variant) for _, s in all_series() if s.paper_name}
 
 
-REFERENCE_RULES = (
-    ReferenceRule("acc1", "cifar10", "templates=*", "zeroshot_top1", "cifar10"),
-    ReferenceRule("acc1", "cifar100", "templates=*", "zeroshot_top1", "cifar100"),
-    ReferenceRule("lp_acc1", "cifar10", "*", "linear_probe_top1", "cifar10"),
-    ReferenceRule("lp_acc1", "cifar100", "*", "linear_probe_top1", "cifar100"),
-    ReferenceRule("shape_bias", "cue-conflict", "protocol=*;templates=*", "shape_bias", "cue-conflict"),
-    ReferenceRule(
-        "texture_bias",
-        "cue-conflict",
-        "protocol=*;templates=*",
-        "shape_bias",
-        "cue-conflict",
-        complement=True,
-    ),
-    ReferenceRule("srcc", "tid2013", "distortion=all", "tid2013_srcc", "tid2013"),
-    ReferenceRule("plcc", "tid2013", "distortion=all", "tid2013_plcc", "tid2013"),
-    ReferenceRule("srcc", "livec", "*", "livec_srcc", "livec"),
-)
-
-# Short curve names (the seed paper's Table 1 names where it has them) → our series
-# (metric, dataset, variant pattern).
-CURVE_NAMES = {
-    "accuracy": ("acc1", "cifar10", "templates=*"),
-    "noisy_accuracy": ("acc1", "cifar10-c/gaussian_noise", "severity=mean;*"),
-    "tid2013": ("srcc", "tid2013", "distortion=all"),
-    "texture_bias": ("texture_bias", "cue-conflict", "protocol=two_prompt;templates=*"),
-    "noise_sensitivity": ("noise_drop", "cifar10-c/gaussian_noise", "severity=mean;*"),
-}
 _CURVE_CORRELATION = re.compile(r"curve_correlation\((?P<first>[^;]+);(?P<second>[^)]+)\)")
 
 
@@ -80,9 +43,13 @@ def load_references(path: Path) -> pd.DataFrame:
 def references_for(references: pd.DataFrame, metric: str, dataset: str, variant: str) -> pd.DataFrame:
     """Reference rows (model, value, protocol, source) that fit one of our series; empty if none do."""
     frames = []
-    for rule in REFERENCE_RULES:
-        if (rule.metric, rule.dataset) != (metric, dataset) or not variant_matches(variant, rule.variant):
-            continue
+    rules = {
+        rule
+        for _, series in all_series()
+        if (series.metric, series.dataset) == (metric, dataset) and variant_matches(variant, series.variant)
+        for rule in series.references
+    }
+    for rule in sorted(rules, key=lambda r: (r.ref_metric, r.ref_dataset, r.complement)):
         rows = references[
             (references["metric"] == rule.ref_metric) & (references["dataset"] == rule.ref_dataset)
         ]
@@ -95,15 +62,15 @@ def references_for(references: pd.DataFrame, metric: str, dataset: str, variant:
 
 
 def curve_series_name(metric: str, dataset: str, variant: str) -> str | None:
-    """The short name of one of our series (see :data:`CURVE_NAMES`), or None."""
-    for name, (m, d, pattern) in CURVE_NAMES.items():
+    """The short name of one of our series (see :func:`curve_names`), or None."""
+    for name, (m, d, pattern) in curve_names().items():
         if (m, d) == (metric, dataset) and variant_matches(variant, pattern):
             return name
     return None
 
 
 def published_curve_correlations(references: pd.DataFrame) -> pd.DataFrame:
-    """The seed paper's Table 1 rows as (first, second, r, model, source), curve names as in CURVE_NAMES."""
+    """The seed paper's Table 1 rows as (first, second, r, model, source), curve names as in curve_names."""
     rows = []
     for record in references.to_dict("records"):
         match = _CURVE_CORRELATION.fullmatch(str(record["metric"]))

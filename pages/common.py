@@ -22,6 +22,8 @@ import streamlit as st
 
 from clipdash import charts
 from clipdash.errors import ClipdashError, StoreError
+from clipdash.store import queries
+from clipdash.store.describe import describe_setting
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_DB = REPO / "data" / "clipdash.duckdb"
@@ -154,6 +156,33 @@ def choose_run_and_dataset(index: pd.DataFrame) -> tuple[str, str]:
     run = left.selectbox("Run", runs_in_order(index))
     dataset = right.selectbox("Dataset", index.loc[index["run"] == run, "dataset"].unique().tolist())
     return run, dataset
+
+
+def choose_setting(db: Path, run: str, eval_name: str, where: Any = st, required: bool = True) -> str | None:
+    """The setting to draw a run's ``eval_name`` results with: a chooser when the run has several (default:
+    the one with the most epochs), captioned with what the setting is, so no chart mixes two. A run
+    without such results stops the page, or gives None when not ``required``."""
+    options = load(queries.run_settings, db, run, eval_name)
+    if options.empty:
+        if not required:
+            return None
+        where.info(f"{run} has no {eval_name} results.")
+        st.stop()
+    described = {
+        row.setting: f"{describe_setting(row.settings)} — {row.n_epochs} epoch(s) [{row.setting}]"
+        for row in options.itertuples()
+    }
+    if len(options) == 1:
+        setting = options["setting"].iloc[0]
+    else:
+        setting = where.selectbox(
+            f"Settings of {run}'s {eval_name} results ({len(options)} stored; never mixed in one curve)",
+            list(described),
+            format_func=described.get,
+            key=f"setting-{run}-{eval_name}",
+        )
+    where.caption(f"{run} · {eval_name}: {described[setting]}")
+    return setting
 
 
 def no_results(db: Path, what: str = "results", evals: str | None = None) -> None:

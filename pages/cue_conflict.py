@@ -4,7 +4,7 @@ import streamlit as st
 
 from clipdash import charts
 from clipdash.store import queries
-from pages.common import database, load, no_results, runs_in_order, show_chart, thumbnails
+from pages.common import choose_setting, database, load, no_results, runs_in_order, show_chart, thumbnails
 
 PROTOCOLS = {
     "two_prompt": "two prompts (shape vs texture class)",
@@ -20,7 +20,9 @@ if index.empty:
 
 left, right = st.columns([1, 2])
 run = left.selectbox("Run", runs_in_order(index))
-stored = set(index.loc[index["run"] == run, "protocol"])
+setting = choose_setting(db, run, "cue_conflict")
+index = index[(index["run"] == run) & (index["setting"] == setting)]
+stored = set(index["protocol"])
 protocol = right.radio(
     "Protocol",
     [p for p in PROTOCOLS if p in stored] + sorted(stored - set(PROTOCOLS)),
@@ -30,7 +32,7 @@ protocol = right.radio(
 epochs = sorted(index.loc[(index["run"] == run) & (index["protocol"] == protocol), "epoch"].tolist())
 epoch = st.select_slider("Epoch", epochs, value=epochs[-1]) if len(epochs) > 1 else epochs[0]
 
-by_class = load(queries.shape_bias_by_class, db, run, protocol, epoch)
+by_class = load(queries.shape_bias_by_class, db, run, setting, protocol, epoch)
 humans = load(queries.human_shape_bias, db)
 overall = by_class.loc[by_class["shape_class"] == "all", "shape_bias"]
 human_mean = humans.loc[(humans["subject"] == "mean") & (humans["shape_class"] == "all"), "shape_bias"]
@@ -58,12 +60,12 @@ if changed:
     a, b = st.columns(2)
     before = a.selectbox("From epoch", epochs, index=0)
     after = b.selectbox("To epoch", epochs, index=epochs.index(epoch))
-    both = load(queries.cue_conflict_decisions, db, run, protocol, (before, after))
+    both = load(queries.cue_conflict_decisions, db, run, setting, protocol, (before, after))
     was = both[both["epoch"] == before].set_index("image")["decision"]
     shown = both[both["epoch"] == after].assign(was=lambda f: f["image"].map(was))
     shown = shown[shown["decision"] != shown["was"]]
 else:
-    shown = load(queries.cue_conflict_decisions, db, run, protocol, (epoch,))
+    shown = load(queries.cue_conflict_decisions, db, run, setting, protocol, (epoch,))
 if classes:
     shown = shown[shown["shape_class"].isin(classes)]
 shown = shown[shown["cue"].isin(cues)]
@@ -81,5 +83,5 @@ else:
 
     st.header("One image over training")
     image = st.selectbox("Image", shown["image"].tolist())
-    history = load(queries.image_history, db, run, protocol, image)
+    history = load(queries.image_history, db, run, setting, protocol, image)
     show_chart(charts.image_history_chart(history, image), history, "image-history")

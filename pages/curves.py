@@ -6,7 +6,7 @@ import streamlit as st
 from clipdash import charts, references
 from clipdash.evals.curves import curve_correlations, minmax_normalise, peak_epochs
 from clipdash.store import queries
-from pages.common import REFERENCES_CSV, database, load, no_results, show_chart
+from pages.common import REFERENCES_CSV, choose_setting, database, load, no_results, show_chart
 
 st.title("Curves over training")
 db = database()
@@ -30,7 +30,15 @@ if not runs or not chosen:
     st.info("Choose at least one run and one measurement.")
     st.stop()
 
-curves = load(queries.metric_curves, db, tuple(chosen), tuple(runs))
+evals = available.set_index(["metric", "dataset", "variant"])["eval"]
+with st.expander("Settings drawn (one per run and measurement)", expanded=True):
+    settings = [
+        setting
+        for run in runs
+        for e in dict.fromkeys(evals[s] for s in chosen)
+        if (setting := choose_setting(db, run, e, required=False)) is not None
+    ]
+curves = load(queries.metric_curves, db, tuple(chosen), tuple(runs), tuple(settings))
 shown = curves
 if normalise:
     shown = curves[curves["epoch"] >= 0]

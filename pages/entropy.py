@@ -6,7 +6,7 @@ import streamlit as st
 
 from clipdash import charts
 from clipdash.store import queries
-from pages.common import choose_run_and_dataset, database, load, no_results, show_chart
+from pages.common import choose_run_and_dataset, choose_setting, database, load, no_results, show_chart
 
 st.title("Class-agnostic entropy")
 st.caption(
@@ -19,7 +19,8 @@ if index.empty:
     no_results(db, "entropies", evals="class_agnostic")
 
 run, dataset = choose_run_and_dataset(index)
-stored = index[(index["run"] == run) & (index["dataset"] == dataset)]
+setting = choose_setting(db, run, "class_agnostic")
+stored = index[(index["run"] == run) & (index["dataset"] == dataset) & (index["setting"] == setting)]
 epochs = sorted(stored["epoch"].unique().tolist())
 taus = sorted(stored["tau"].unique().tolist(), reverse=True)
 k = load(queries.prompt_count, db)
@@ -32,10 +33,10 @@ chosen_epochs = left.multiselect("Epochs", epochs, default=sorted({epochs[0], ep
 default_tau = 0.07 if 0.07 in taus else taus[len(taus) // 2]
 chosen_taus = right.multiselect("Temperatures τ", taus, default=[default_tau], format_func="{:g}".format)
 if chosen_epochs and chosen_taus:
-    values = load(queries.entropy_values, db, run, dataset, tuple(chosen_epochs), tuple(chosen_taus))
+    values = load(queries.entropy_values, db, run, setting, dataset, tuple(chosen_epochs), tuple(chosen_taus))
     show_chart(charts.entropy_histogram(values, ln_k), values, "entropy-histogram")
 else:
     st.info("Choose at least one epoch and one temperature for the histogram.")
 
-means = load(queries.mean_entropy_by_epoch, db, run, dataset)
+means = load(queries.mean_entropy_by_epoch, db, run, setting, dataset)
 show_chart(charts.mean_entropy_chart(means, ln_k), means, "mean-entropy")

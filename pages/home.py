@@ -3,6 +3,7 @@
 import streamlit as st
 
 from clipdash.store import queries
+from clipdash.store.describe import describe_setting
 from pages.common import PRECOMPUTE, database, load
 
 st.title("clipdash")
@@ -23,6 +24,15 @@ else:
     with right:
         st.subheader("Datasets")
         st.dataframe(load(queries.datasets_overview, db), hide_index=True)
+    st.subheader("Stored settings")
+    st.caption(
+        "Every number is stored with the settings that made it (table evaluation_settings); pages draw one "
+        "setting per run and measurement, and ask when a run has several."
+    )
+    settings = load(queries.stored_settings, db)
+    st.dataframe(
+        settings.assign(settings=settings["settings"].map(describe_setting)), hide_index=True, width="stretch"
+    )
     with st.expander("Rows per table"):
         st.dataframe(counts.rename("rows").to_frame(), width="content")
 

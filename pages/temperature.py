@@ -9,7 +9,7 @@ from clipdash.evals.linear_probe import PROBE_CLASSIFIERS
 from clipdash.evals.retrain import ProbeOutcome, retrain_class_agnostic
 from clipdash.store import queries
 from clipdash.store.queries import CosineSplits
-from pages.common import choose_run_and_dataset, database, load, no_results, show_chart
+from pages.common import choose_run_and_dataset, choose_setting, database, load, no_results, show_chart
 
 CLASSIFIERS = {"linear_svm": "linear SVM", "logreg": "logistic regression", "mlp": "small MLP"}
 # 50 log-spaced temperatures plus the stored grid, so the slider lands on every stored τ.
@@ -38,9 +38,10 @@ if index.empty:
     no_results(db, "class-agnostic features", evals="class_agnostic")
 
 run, dataset = choose_run_and_dataset(index)
+setting = choose_setting(db, run, "class_agnostic")
 
 st.header("Stored sweep")
-sweep = load(queries.tau_sweep, db, run, dataset)
+sweep = load(queries.tau_sweep, db, run, setting, dataset)
 accuracy = sweep[sweep["metric"] == "ca_acc1"]
 entropy = sweep[sweep["metric"] == "mean_entropy"]
 if sweep.empty:
@@ -62,8 +63,9 @@ else:
     st.caption(
         "C=fixed: linear SVC with C = 1; C=cv: C chosen per τ by 3-fold cross-validation on the train split."
     )
-    chosen = load(queries.tuned_C, db, run, dataset)
-    edge = at_grid_edge(chosen["C"])
+    chosen = load(queries.tuned_C, db, run, setting, dataset)
+    # Stored as ca_C_at_edge since schema 3; derived from the C and the default grid for older rows.
+    edge = np.where(chosen["at_edge"].isna(), at_grid_edge(chosen["C"]), chosen["at_edge"] > 0)
     if edge.any():
         st.warning(
             f"Cross-validation chose C at the edge of its grid ({min(C_GRID):g} … {max(C_GRID):g}) in "
@@ -72,7 +74,8 @@ else:
         )
 
 st.header("Retrain at any τ")
-checkpoints = index[(index["run"] == run) & (index["dataset"] == dataset)].set_index("epoch")
+checkpoints = index[(index["run"] == run) & (index["dataset"] == dataset) & (index["setting"] == setting)]
+checkpoints = checkpoints.set_index("epoch")
 epochs = sorted(checkpoints.index.tolist())
 epoch = st.select_slider("Epoch", epochs, value=epochs[-1]) if len(epochs) > 1 else epochs[0]
 if not (checkpoints.loc[epoch, "n_train"] and checkpoints.loc[epoch, "n_test"]):
@@ -91,8 +94,10 @@ standardize = right.toggle(
     value=False,
     help="Off is the stored sweep's protocol: the profile's scale is part of what τ changes.",
 )
-splits = load(queries.class_agnostic_features, db, run, epoch, dataset)
-outcome = retrain((str(db), db.stat().st_mtime_ns, run, epoch, dataset), tau, classifier, standardize, splits)
+splits = load(queries.class_agnostic_features, db, run, setting, epoch, dataset)
+outcome = retrain(
+    (str(db), db.stat().st_mtime_ns, run, setting, epoch, dataset), tau, classifier, standardize, splits
+)
 n_classes = outcome.confusion.shape[0]
 cols = st.columns(3)
 cols[0].metric("Test accuracy", f"{outcome.acc1:.3f}")

@@ -254,7 +254,7 @@ def test_curves_normalised_and_any_series(engine_db, monkeypatch):
     app = render("pages/curves.py", engine_db, monkeypatch)
     app.toggle[0].set_value(True).run()  # min-max normalise
     assert not app.exception and len(charts(app)) == PAGES["pages/curves.py"]
-    app.multiselect[1].select(("acc5", "cifar10", "templates=photo")).run()  # any stored series
+    app.multiselect[1].select(("acc5", "cifar10", "")).run()  # any stored series
     assert not app.exception and len(charts(app)) == PAGES["pages/curves.py"] + 1
 
 
@@ -263,3 +263,66 @@ def test_temperature_warns_when_cv_chose_c_at_the_grid_edge(bundled_db, monkeypa
     app = render("pages/temperature.py", bundled_db, monkeypatch)
     warnings = [w.value for w in app.warning]
     assert any("at the edge of its grid (0.01 … 100) in 276 of 279 fits" in w for w in warnings), warnings
+
+
+@pytest.fixture(scope="session")
+def two_settings_db(engine_db: Path, shared_data: Path, tiny_arch: str, tmp_path_factory) -> Path:
+    """The engine database plus the same run's zero-shot, noise and cue-conflict under the seed templates
+    for epochs 0 and 1 only: two settings of one run."""
+    import shutil
+
+    from clipdash.precompute.cli import main
+
+    db = tmp_path_factory.mktemp("two") / "two.duckdb"
+    shutil.copy(engine_db, db)
+    run_dir = engine_db.parent / "tinyrun"
+    scratch = tmp_path_factory.mktemp("two-run") / "tinyrun"
+    scratch.mkdir()
+    for epoch in (0, 1):
+        shutil.copy(run_dir / f"epoch_{epoch}.pt", scratch / f"epoch_{epoch}.pt")
+    argv = [
+        "--model", f"{tiny_arch}@{scratch}/", "--data-root", str(shared_data), "--db", str(db),
+        "--device", "cpu", "--limit", "40", "--templates", "seed", "--zeroshot-datasets", "cifar10",
+        "--evals", "zeroshot,noise,cue_conflict", "--run-name", "tinyrun",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return db
+
+
+def test_two_settings_of_a_run_are_never_one_curve(two_settings_db, monkeypatch):
+    """Each (run, measurement) is drawn with one setting: the one with the most epochs by default, the
+    other on request; the chart's data never holds two."""
+    from clipdash import charts as chart_builders
+
+    drawn = []  # the frames each curve panel was drawn from
+    panel = chart_builders.curve_panel
+    monkeypatch.setattr(
+        chart_builders, "curve_panel", lambda frame, *a, **k: drawn.append(frame) or panel(frame, *a, **k)
+    )
+    app = render("pages/curves.py", two_settings_db, monkeypatch)
+    choosers = [box for box in app.selectbox if box.label.startswith("Settings of tinyrun's")]
+    assert {box.label.split("'s ")[1].split(" ")[0] for box in choosers} == {
+        "zeroshot",
+        "noise",
+        "cue_conflict",
+    }
+    zeroshot = next(box for box in choosers if "zeroshot" in box.label)
+    assert "templates=photo" in zeroshot.format_func(zeroshot.value)  # 3 epochs beat 2
+    assert any("templates=photo" in c.value for c in app.caption)
+
+    def accuracy_epochs() -> list[int]:
+        frame = next(
+            f for f in drawn[::-1] if (f["metric"] == "acc1").all() and "cifar10" in set(f["dataset"])
+        )
+        epochs = frame.loc[frame["dataset"] == "cifar10", "epoch"].tolist()
+        assert len(epochs) == len(set(epochs))  # one value per epoch: never two settings in one curve
+        return sorted(epochs)
+
+    assert accuracy_epochs() == [0, 1, 2]
+    seed = next(option for option in zeroshot.options if "templates=seed" in option)
+    app.session_state["setting-tinyrun-zeroshot"] = seed.rsplit("[", 1)[1].rstrip("]")  # the setting id
+    app.run()
+    assert not app.exception
+    assert accuracy_epochs() == [0, 1]
+    cue = render("pages/cue_conflict.py", two_settings_db, monkeypatch)
+    assert any(box.label.startswith("Settings of tinyrun's cue_conflict") for box in cue.selectbox)

@@ -211,11 +211,12 @@ def test_the_template_set_defaults_to_the_one_the_checkpoint_was_stored_with(
     db = tmp_path / "seed.duckdb"
     checkpoint = Path(probe_env["CLIPDASH_DB"]).parent / "tiny-run" / "epoch_4.pt"
     stored = query_arch(probe_env["CLIPDASH_DB"])
-    rows = [("texture_bias", "cue-conflict", "protocol=two_prompt;templates=seed", 0.5)]
+    rows = [("texture_bias", "cue-conflict", "protocol=two_prompt", 0.5)]
     with ResultWriter(db) as writer:
         writer.write(
             CheckpointResult("tiny-run", 4, f"{stored}@{checkpoint.parent}", stored, "directory",
-                             str(checkpoint), None, [EvalResult("cue_conflict", 1.0, rows)])
+                             str(checkpoint), None, [EvalResult("cue_conflict", 1.0, rows, setting="s")],
+                             settings={"s": ("cue_conflict", '{"templates": "seed"}')})
         )  # fmt: skip
     app = open_page(monkeypatch, {**probe_env, "CLIPDASH_DB": str(db)})
     app.file_uploader(key="probe_upload").upload("photo.png", png(), "image/png")

@@ -24,11 +24,10 @@ def _layer_data(chart, index: int) -> pd.DataFrame:
 
 
 def _curves() -> pd.DataFrame:
-    rows = [("trained", e, "acc1", "cifar10", "templates=photo", 0.1 * e) for e in range(3)] + [
-        ("trained", e, "acc1", "cifar10-c/gaussian_noise", "severity=mean;templates=photo", 0.05 * e)
-        for e in range(3)
+    rows = [("trained", e, "acc1", "cifar10", "", 0.1 * e) for e in range(3)] + [
+        ("trained", e, "acc1", "cifar10-c/gaussian_noise", "severity=mean", 0.05 * e) for e in range(3)
     ]
-    rows += [("ViT-B-32:openai", -1, "acc1", "cifar10", "templates=photo", 0.89)]
+    rows += [("ViT-B-32:openai", -1, "acc1", "cifar10", "", 0.89)]
     return pd.DataFrame(rows, columns=["run", "epoch", "metric", "dataset", "variant", "value"])
 
 
@@ -147,9 +146,7 @@ def test_reference_file_keeps_the_published_columns(published):
 
 
 def test_texture_bias_references_are_one_minus_shape_bias(published):
-    rows = references.references_for(
-        published, "texture_bias", "cue-conflict", "protocol=two_prompt;templates=photo"
-    )
+    rows = references.references_for(published, "texture_bias", "cue-conflict", "protocol=two_prompt")
     human = rows[rows["model"].str.startswith("human")]
     assert human["value"].item() == pytest.approx(1 - 0.958)
     assert human["protocol"].item().startswith("1 − shape bias")
@@ -159,14 +156,12 @@ def test_references_match_metric_dataset_and_variant(published):
     tid = references.references_for(published, "srcc", "tid2013", "distortion=all")
     assert set(tid["model"]) >= {"PSNR", "DISTS"}
     assert references.references_for(published, "srcc", "tid2013", "distortion=jpeg").empty
-    cifar10 = references.references_for(published, "acc1", "cifar10", "templates=clip")
+    cifar10 = references.references_for(published, "acc1", "cifar10", "")
     assert len(cifar10) == 5 and cifar10["value"].max() == pytest.approx(0.9351)
-    assert references.references_for(published, "acc1", "imagenette", "templates=clip").empty
-    shape = references.references_for(
-        published, "shape_bias", "cue-conflict", "protocol=sixteen_class;templates=x"
-    )
+    assert references.references_for(published, "acc1", "imagenette", "").empty
+    shape = references.references_for(published, "shape_bias", "cue-conflict", "protocol=sixteen_class")
     assert 0.958 in shape["value"].tolist()
-    per_class = "class=cat;protocol=sixteen_class;templates=x"
+    per_class = "class=cat;protocol=sixteen_class"
     assert references.references_for(published, "shape_bias", "cue-conflict", per_class).empty
 
 
@@ -175,14 +170,11 @@ def test_seed_paper_table_one(published):
     assert len(table) == 6
     assert table.loc[("accuracy", "tid2013"), "r"] == pytest.approx(-0.795)
     names = set(table.index.get_level_values(0)) | set(table.index.get_level_values(1))
-    assert names == set(references.CURVE_NAMES) - {"noisy_accuracy"}
-    assert references.curve_series_name(
-        "noise_drop", "cifar10-c/gaussian_noise", "severity=mean;templates=clip"
-    ) == ("noise_sensitivity")
-    assert (
-        references.curve_series_name("noise_drop", "cifar10-c/gaussian_noise", "severity=3;templates=clip")
-        is None
+    assert names == set(references.curve_names()) - {"noisy_accuracy"}
+    assert references.curve_series_name("noise_drop", "cifar10-c/gaussian_noise", "severity=mean") == (
+        "noise_sensitivity"
     )
+    assert references.curve_series_name("noise_drop", "cifar10-c/gaussian_noise", "severity=3") is None
 
 
 def test_missing_or_malformed_reference_file(tmp_path):

@@ -20,12 +20,13 @@ from PIL import Image
 
 from clipdash.data.prompts import load_prompts
 from clipdash.errors import DatasetError
-from clipdash.evals.zeroshot import zero_shot_metrics
+from clipdash.measurements import get_measurement
+from clipdash.measurements.noise import NoiseParams
 from clipdash.models.encode import TextEncoder
 from clipdash.models.loading import create_architecture
-from clipdash.precompute import evaluations
+from clipdash.precompute import context
 from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.evaluations import evaluate_noise, prepare_evaluation
+from clipdash.precompute.execute import prepare_measurement as prepare_evaluation
 from clipdash.precompute.inputs import RunInputs
 
 PER_CLASS = 10
@@ -87,21 +88,28 @@ def test_the_release_is_scored_with_its_own_labels_and_clean_images(
     if limit is not None:  # a class-balanced subset, the same rows for clean and every severity
         assert len(inputs.noise_clean) == limit
         assert np.bincount(inputs.noise_clean.labels, minlength=10).tolist() == [3] * 10
-    scored = []  # (features, labels) of every zero-shot scoring evaluate_noise does
+    scored = []  # (features, labels) of every zero-shot scoring the noise measurement does
+    original = context.zero_shot_outcomes
 
-    def recording(features, classifier, labels):
-        scored.append((features.clone(), labels.clone()))
-        return zero_shot_metrics(features, classifier, labels)
+    def recording(features, classifier, labels, logit_scale):
+        scored.append((features.clone(), torch.as_tensor(labels).clone()))
+        return original(features, classifier, labels, logit_scale)
 
-    monkeypatch.setattr(evaluations.zeroshot, "zero_shot_metrics", recording)
-    rows = dict(((m, v), value) for m, _, v, value in evaluate_noise(tiny_context(inputs)).metrics)
+    monkeypatch.setattr(context, "zero_shot_outcomes", recording)
+    result = get_measurement("noise").compute(tiny_context(inputs), NoiseParams("photo", 0))
+    rows = dict(((m, v), value) for m, _, v, value in result.metrics)
     assert len(scored) == 6  # clean, then severities 1..5
     clean_features, clean_labels = scored[0]
     assert torch.equal(clean_labels, torch.as_tensor(inputs.noise_clean.labels))
     for features, labels in scored[1:]:  # the same images in the same order with the same labels
         assert torch.equal(labels, clean_labels) and torch.allclose(features, clean_features)
     for severity in (1, 2, 3, 4, 5):
-        assert rows[("noise_drop", f"severity={severity};templates=photo")] == 0.0
+        assert rows[("noise_drop", f"severity={severity}")] == 0.0
+    per_image = result.tables["noise_predictions"]  # severity 0 = the clean rows
+    assert sorted(set(per_image["severity"])) == [0, 1, 2, 3, 4, 5]
+    for _, rows_at in per_image.groupby("severity"):
+        assert rows_at["label"].tolist() == inputs.noise_clean.labels.tolist()
+        assert rows_at["prediction"].tolist() == per_image[per_image["severity"] == 0]["prediction"].tolist()
 
 
 def test_the_release_without_its_clean_test_set_is_refused(tmp_path):

@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import REPO, cli_args
 
+from clipdash.measurements import all_tables
 from clipdash.models.checkpoints import CheckpointRef
 from clipdash.models.encode import TextEncoder
 from clipdash.models.loading import create_architecture, load_weights
@@ -25,17 +26,19 @@ EVALS = ("zeroshot", "noise", "tid2013", "livec", "cue_conflict", "probe", "clas
 KEYS = {
     "runs": ["run"],
     "checkpoints": ["run", "epoch"],
-    "evaluations": ["run", "epoch", "eval"],
-    "metrics": ["run", "epoch", "metric", "dataset", "variant"],
-    "cue_conflict_decisions": ["run", "epoch", "protocol", "image"],
-    "entropies": ["run", "epoch", "dataset", "tau", "image_index"],
-    "class_agnostic_features": ["run", "epoch", "dataset", "split", "image_index"],
-    "image_embeddings": ["run", "epoch", "dataset", "split", "image_index"],
+    "evaluation_settings": ["setting"],
+    "evaluations": ["run", "epoch", "eval", "setting"],
+    "metrics": ["run", "epoch", "setting", "metric", "dataset", "variant"],
     "human_shape_bias": ["subject", "shape_class"],
     "classnames": ["dataset", "label"],
     "class_agnostic_prompts": ["prompt_index"],
+    # every measurement's per-item table, keyed by all its columns but the values
+    **{
+        t.name: ["run", "epoch", "setting", *(c for c, kind in t.columns if "[]" not in kind)]
+        for t in all_tables()
+    },
 }
-VOLATILE = {"created_at", "finished_at", "seconds"}
+VOLATILE = {"created_at", "finished_at", "seconds", "run_id"}  # run_id: a fresh UUID per database
 
 
 def snapshot(db: Path) -> dict[str, pd.DataFrame]:

@@ -28,13 +28,22 @@ DECISIONS = pd.DataFrame(
 )
 
 
+# Setting ids (eval, settings JSON): zero-shot under two template sets, the seed set for epochs 0-1 only.
+SETTINGS = {
+    "zphoto": ("zeroshot", '{"templates": "photo"}'),
+    "zseed": ("zeroshot", '{"templates": "seed"}'),
+    "tid": ("tid2013", "{}"),
+    "cue": ("cue_conflict", '{"templates": "clip"}'),
+    "ca": ("class_agnostic", "{}"),
+}
+
+
 def _checkpoint(run: str, epoch: int, acc: float, source: str = "directory") -> CheckpointResult:
-    metrics = [
-        ("acc1", "cifar10", "templates=photo", acc),
-        ("acc1", "cifar10", "templates=seed", acc / 2),
-        ("srcc", "tid2013", "distortion=all", 0.5 + epoch / 10),
+    ca_metrics = [
         ("ca_acc1", "cifar10", "C=fixed;tau=0.07", 0.3),
         ("ca_acc1", "cifar10", "C=cv;tau=0.5", 0.4),
+        ("ca_C", "cifar10", "C=cv;tau=0.5", 100.0),
+        ("ca_C_at_edge", "cifar10", "C=cv;tau=0.5", 1.0),
         ("mean_entropy", "cifar10", "tau=0.07", 2.0),
     ]
     decisions = DECISIONS.assign(shape_score=DECISIONS["shape_score"] + epoch)
@@ -54,11 +63,15 @@ def _checkpoint(run: str, epoch: int, acc: float, source: str = "directory") -> 
             ],
         }
     )
+    tables = {"entropies": entropies, "class_agnostic_features": features}
     evals = [
-        EvalResult("zeroshot", 1.0, metrics),
-        EvalResult("cue_conflict", 2.0, [], {"cue_conflict_decisions": decisions}),
-        EvalResult("class_agnostic", 3.0, [], {"entropies": entropies, "class_agnostic_features": features}),
+        EvalResult("zeroshot", 1.0, [("acc1", "cifar10", "", acc)], setting="zphoto"),
+        EvalResult("tid2013", 1.0, [("srcc", "tid2013", "distortion=all", 0.5 + epoch / 10)], setting="tid"),
+        EvalResult("cue_conflict", 2.0, [], {"cue_conflict_decisions": decisions}, setting="cue"),
+        EvalResult("class_agnostic", 3.0, ca_metrics, tables, setting="ca"),
     ]
+    if epoch in (0, 1):
+        evals.append(EvalResult("zeroshot", 1.0, [("acc1", "cifar10", "", acc / 2)], setting="zseed"))
     shared = {
         "classnames": pd.DataFrame(
             {"dataset": "cifar10", "label": [1, 0], "classname": ["automobile", "airplane"]}
@@ -71,7 +84,10 @@ def _checkpoint(run: str, epoch: int, acc: float, source: str = "directory") -> 
             columns=["subject", "shape_class", "n_shape", "n_texture", "shape_bias"],
         ),
     }
-    return CheckpointResult(run, epoch, f"spec-{run}", "tiny-clip", source, None, None, evals, shared)
+    used = {e.setting: SETTINGS[e.setting] for e in evals}
+    return CheckpointResult(
+        run, epoch, f"spec-{run}", "tiny-clip", source, None, None, evals, shared, settings=used
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +121,8 @@ def test_runs_overview_counts_epochs_and_range(db):
 def test_measurements_and_table_counts(db, empty_db):
     evals = queries.measurements_overview(db).set_index("eval")
     assert evals.loc["cue_conflict", "n_checkpoints"] == 4
-    assert evals.loc["zeroshot", "seconds"] == pytest.approx(4.0)
+    assert evals.loc["zeroshot", "seconds"] == pytest.approx(4.0 + 2.0)  # two settings at epochs 0, 1
+    assert evals.loc["zeroshot", "n_settings"] == 2
     counts = queries.table_counts(db).set_index("table")["rows"]
     assert counts["cue_conflict_decisions"] == 4 * len(DECISIONS)
     assert counts["classnames"] == 2
@@ -114,25 +131,37 @@ def test_measurements_and_table_counts(db, empty_db):
 
 def test_match_series_takes_first_stored_variant_and_skips_absent(db):
     available = queries.metric_series(db)
-    assert queries.match_series(available) == [
-        ("acc1", "cifar10", "templates=photo"),
-        ("srcc", "tid2013", "distortion=all"),
-    ]
+    assert queries.match_series(available) == [("acc1", "cifar10", ""), ("srcc", "tid2013", "distortion=all")]
+    assert available.set_index(["metric", "dataset"]).loc[("acc1", "cifar10"), "eval"] == "zeroshot"
 
 
-def test_metric_curves_filters_series_and_runs(db):
-    series = [("acc1", "cifar10", "templates=photo")]
-    curves = queries.metric_curves(db, series, ["trained"])
+def test_metric_curves_filters_series_runs_and_settings(db):
+    series = [("acc1", "cifar10", "")]
+    curves = queries.metric_curves(db, series, ["trained"], ["zphoto"])
     assert curves["epoch"].tolist() == [0, 1, 2]
     assert curves["value"].tolist() == pytest.approx([0.2, 0.4, 0.3])
-    both = queries.metric_curves(db, series)
+    seed = queries.metric_curves(db, series, ["trained"], ["zseed"])
+    assert seed["value"].tolist() == pytest.approx([0.1, 0.2]) and set(seed["setting"]) == {"zseed"}
+    both = queries.metric_curves(db, series, settings=["zphoto"])
     assert set(both["run"]) == {"trained", "ViT-B-32:openai"}
     assert queries.metric_curves(db, []).empty
     assert queries.metric_curves(db, series, []).empty
+    assert queries.metric_curves(db, series, settings=[]).empty
+
+
+def test_run_settings_most_epochs_first_and_stored_settings(db):
+    options = queries.run_settings(db, "trained", "zeroshot")
+    assert options["setting"].tolist() == ["zphoto", "zseed"]
+    assert options["n_epochs"].tolist() == [3, 2]
+    assert '"seed"' in options.set_index("setting").loc["zseed", "settings"]
+    stored = queries.stored_settings(db).set_index("setting")
+    assert stored.loc["zphoto", ["eval", "n_runs", "n_checkpoints"]].tolist() == ["zeroshot", 2, 4]
+    defaults = queries.default_settings(db).set_index(["run", "eval"])["setting"]
+    assert defaults[("trained", "zeroshot")] == "zphoto"
 
 
 def test_shape_bias_by_class_matches_hand_count(db):
-    table = queries.shape_bias_by_class(db, "trained", "two_prompt", 1).set_index("shape_class")
+    table = queries.shape_bias_by_class(db, "trained", "cue", "two_prompt", 1).set_index("shape_class")
     # cat: 2 shape (cat1, cat2), 1 texture (cat3), 1 neither (cat4); cat5 has no conflict and is dropped
     assert table.loc["cat", ["n_shape", "n_texture", "n_images"]].tolist() == [2, 1, 4]
     assert table.loc["cat", "shape_bias"] == pytest.approx(2 / 3)
@@ -142,12 +171,12 @@ def test_shape_bias_by_class_matches_hand_count(db):
 
 
 def test_decisions_carry_cue_and_margin(db):
-    frame = queries.cue_conflict_decisions(db, "trained", "two_prompt", [2]).set_index("image")
+    frame = queries.cue_conflict_decisions(db, "trained", "cue", "two_prompt", [2]).set_index("image")
     assert frame.loc["cat/cat3-car1.png", "cue"] == "texture"
     assert frame.loc["cat/cat4-boat1.png", "cue"] == "other"
     assert frame.loc["cat/cat1-dog1.png", "margin"] == pytest.approx(2 + 0.9 - 0.1)
-    assert set(queries.cue_conflict_decisions(db, "trained", "two_prompt")["epoch"]) == {0, 1, 2}
-    history = queries.image_history(db, "trained", "two_prompt", "cat/cat2-dog2.png")
+    assert set(queries.cue_conflict_decisions(db, "trained", "cue", "two_prompt")["epoch"]) == {0, 1, 2}
+    history = queries.image_history(db, "trained", "cue", "two_prompt", "cat/cat2-dog2.png")
     assert history["epoch"].tolist() == [0, 1, 2]
     assert history["margin"].tolist() == pytest.approx([0.1, 1.1, 2.1])
     index = queries.cue_conflict_index(db)
@@ -160,9 +189,9 @@ def test_human_shape_bias_rows(db):
 
 
 def test_entropy_queries(db):
-    values = queries.entropy_values(db, "trained", "cifar10", [0, 2], [0.07])
+    values = queries.entropy_values(db, "trained", "ca", "cifar10", [0, 2], [0.07])
     assert values["epoch"].tolist() == [0, 0, 2, 2] and set(values["tau"]) == {0.07}
-    means = queries.mean_entropy_by_epoch(db, "trained", "cifar10").set_index(["epoch", "tau"])
+    means = queries.mean_entropy_by_epoch(db, "trained", "ca", "cifar10").set_index(["epoch", "tau"])
     assert means.loc[(1, 0.07), "mean_entropy"] == pytest.approx(1.5)
     assert means.loc[(1, 1.0), "n_images"] == 1
     assert len(queries.entropy_index(db)) == 4 * 2
@@ -170,16 +199,20 @@ def test_entropy_queries(db):
 
 
 def test_tau_sweep_parses_mode_and_tau(db):
-    sweep = queries.tau_sweep(db, "trained")
+    sweep = queries.tau_sweep(db, "trained", "ca")
     accuracy = sweep[(sweep["metric"] == "ca_acc1") & (sweep["epoch"] == 0)].set_index("mode")
     assert accuracy.loc["fixed", "tau"] == pytest.approx(0.07)
     assert accuracy.loc["cv", ["tau", "value"]].tolist() == pytest.approx([0.5, 0.4])
     entropy = sweep[sweep["metric"] == "mean_entropy"]
     assert set(entropy["mode"]) == {""} and len(entropy) == 3
+    chosen = queries.tuned_C(db, "trained", "ca")
+    assert chosen[["epoch", "tau", "C", "at_edge"]].values.tolist() == [
+        [e, 0.5, 100.0, 1.0] for e in range(3)
+    ]
 
 
 def test_class_agnostic_features_in_image_order(db):
-    splits = queries.class_agnostic_features(db, "trained", 1)
+    splits = queries.class_agnostic_features(db, "trained", "ca", 1)
     np.testing.assert_allclose(splits.train_x, [[0.2, 0.3], [0.5, 0.1]], rtol=1e-6)  # image 2 before 5
     assert splits.train_y.tolist() == [0, 1] and splits.test_y.tolist() == [1]
     assert queries.class_agnostic_index(db).set_index("epoch").loc[1, ["n_train", "n_test"]].tolist() == [
@@ -189,18 +222,27 @@ def test_class_agnostic_features_in_image_order(db):
     assert queries.classnames(db, "cifar10") == ["airplane", "automobile"]
 
 
-def test_summary_table_reports_each_template_set_on_its_own_row(db):
-    summary = queries.summary_table(db).set_index(["run", "epoch", "templates"])
-    assert summary.loc[("trained", 1, "photo"), "acc1"] == pytest.approx(0.4)
-    assert summary.loc[("trained", 1, "seed"), "acc1"] == pytest.approx(0.2)
+def test_summary_shows_the_settings_asked_for_never_the_max_over_two(db):
+    """Found: the summary took the max over template sets. Now one setting per measurement: the run's
+    default (most epochs) or those asked for (a job's own)."""
+    summary = queries.summary_table(db).set_index(["run", "epoch"])
+    assert summary.loc[("trained", 1), "acc1"] == pytest.approx(0.4)  # photo: 3 epochs
+    assert summary.loc[("trained", 1), "tid2013_srcc"] == pytest.approx(0.6)
+    seed = queries.summary_table(db, ["zseed", "tid"]).set_index(["run", "epoch"])
+    assert seed.loc[("trained", 1), "acc1"] == pytest.approx(0.2)  # the seed set's, not the max
+    assert seed.loc["trained"].index.tolist() == [0, 1, 2]  # epoch 2 has TID2013 but no seed zero-shot
+    assert math.isnan(seed.loc[("trained", 2), "acc1"])
+    with pytest.raises(ValueError, match="two settings"):
+        queries.summary_table(db, ["zseed", "zphoto"])
 
 
 def test_empty_database_gives_empty_frames(empty_db):
     assert queries.runs_overview(empty_db).empty
     assert queries.metric_series(empty_db).empty
-    assert queries.tau_sweep(empty_db, "x").empty
+    assert queries.tau_sweep(empty_db, "x", "s").empty
     assert queries.prompt_count(empty_db) == 0
-    assert queries.class_agnostic_features(empty_db, "x", 0).train_x.shape == (0, 0)
+    assert queries.class_agnostic_features(empty_db, "x", "s", 0).train_x.shape == (0, 0)
+    assert queries.summary_table(empty_db).empty
 
 
 def test_unreadable_databases_raise_store_errors(tmp_path):

@@ -7,6 +7,7 @@ not root, and with a read-only tmpfs when root (root ignores permission bits).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from test_store import _result
 
 from clipdash.errors import StoreError
-from clipdash.store import ResultWriter, connect_read_only
+from clipdash.store import SCHEMA_VERSION, ResultWriter, connect_read_only
 from clipdash.store.queries import query, table_counts
 
 
@@ -53,33 +54,89 @@ def _fill(folder: Path, leave: int) -> None:
 
 
 def _with_entropies(run: str, epoch: int, n: int):
-    result = _result(run, epoch, 0.5)
+    result = _result(run, epoch, 0.5, ("class_agnostic",))
     result.evals[0].tables["entropies"] = pd.DataFrame(
         {"dataset": "cifar10", "tau": 0.07, "image_index": np.arange(n), "entropy": np.linspace(0, 1, n)}
     )
     return result
 
 
-# (rows of the new checkpoint, bytes left free beyond one copy of the database): the copy itself does not
-# fit; the commit's log does not fit; the commit fits in the log but DuckDB's checkpoint into the file does
-# not (the case that used to be lost silently, with exit 0).
+def _epochs(db: Path) -> list[int]:
+    return query(db, "SELECT list(epoch ORDER BY epoch) e FROM evaluations")["e"].item().tolist()
+
+
+# (rows of the new checkpoint, bytes left free, what DuckDB could not write): it writes a large checkpoint's
+# row groups straight into the file before the commit, and they do not fit; a small checkpoint's commit does
+# not fit in the write-ahead log.
 @pytest.mark.parametrize(
-    ("rows", "spare"), [(10, -100_000), (5000, 60_000), (10, 60_000)], ids=["copy", "commit", "checkpoint"]
+    ("rows", "free", "failed"),
+    [
+        (300_000, 2_000_000, r'\(IO Error: Could not write file ".*/results\.duckdb": '),
+        (5000, 60_000, r'Failed to commit: Could not write file ".*/results\.duckdb\.wal": '),
+    ],
+    ids=["insert", "commit"],
 )
-def test_a_full_disk_fails_loudly_and_keeps_the_previous_database(small_disk, rows, spare):
+def test_a_full_disk_before_the_commit_keeps_exactly_the_earlier_rows(small_disk, rows, free, failed):
     db = small_disk / "results.duckdb"
     with ResultWriter(db) as writer:
         writer.write(_result("run-a", 0, 0.1))
-    before = db.read_bytes()
-    _fill(small_disk, db.stat().st_size + spare)
+    _fill(small_disk, free)
     with ResultWriter(db) as writer:
         with pytest.raises(StoreError, match="No space left on device") as raised:
             writer.write(_with_entropies("run-a", 1, rows))
     message = str(raised.value)
-    assert "epoch 1 of run-a" in message and "still holds the results written before" in message
-    assert db.read_bytes() == before
-    assert query(db, "SELECT list(epoch) e FROM evaluations")["e"].item().tolist() == [0]
-    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "results.duckdb", "results.duckdb.lock"]
+    assert message.startswith(f"could not write epoch 1 of run-a to {db} (")
+    assert message.endswith("; it still holds the results written before") and re.search(failed, message)
+    assert _epochs(db) == [0]  # DuckDB rolled the transaction back
+    wal = small_disk / "results.duckdb.wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # a failed commit leaves at most an empty log
+    (small_disk / "filler").unlink()
+    with ResultWriter(db) as writer:  # with space again, the next job writes where this one stopped
+        writer.write(_with_entropies("run-a", 1, rows))
+    assert _epochs(db) == [0, 1]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["results.duckdb", "results.duckdb.lock"]
+
+
+def test_a_full_disk_at_the_checkpoint_says_the_rows_are_committed_and_the_next_open_has_them(small_disk):
+    """The commit fits in the write-ahead log but the checkpoint that folds it into the file does not (at
+    close DuckDB would fail without an error: the case that used to be lost with exit 0)."""
+    db = small_disk / "results.duckdb"
+    with ResultWriter(db) as writer:
+        writer.write(_result("run-a", 0, 0.1))
+    _fill(small_disk, 60_000)
+    with ResultWriter(db) as writer:
+        with pytest.raises(StoreError) as raised:
+            writer.write(_with_entropies("run-a", 1, 10))
+    assert re.fullmatch(
+        rf"epoch 1 of run-a is committed to the write-ahead log of {re.escape(str(db))} but could not be "
+        r"folded into the file \(.*No space left on device.*\); it is completed the next time the database "
+        "is opened with space free",
+        str(raised.value),
+    ), raised.value
+    assert (small_disk / "results.duckdb.wal").stat().st_size > 0
+    assert _epochs(db) == [0, 1]  # a reader replays the log in memory (a read-only open writes nothing)
+    (small_disk / "filler").unlink()
+    with duckdb.connect(str(db)) as con:  # the next open with space free folds the log into the file
+        assert con.execute("SELECT count(*) FROM entropies WHERE epoch = 1").fetchone()[0] == 10
+    assert not (small_disk / "results.duckdb.wal").exists()
+    with ResultWriter(db) as writer:
+        writer.write(_result("run-a", 2, 0.3))
+    assert _epochs(db) == [0, 1, 2]
+
+
+def test_a_migration_whose_checkpoint_fails_keeps_the_backup_and_says_it_is_committed(small_disk):
+    from test_store_migrate import version_1_database
+
+    db = version_1_database(small_disk / "results.duckdb")
+    _fill(small_disk, db.stat().st_size + 60_000)  # room for the backup and the log, not the checkpoint
+    with pytest.raises(StoreError, match="is migrated from schema version 1 in its write-ahead log") as err:
+        ResultWriter(db).__enter__()
+    backup = small_disk / "results.duckdb.v1.bak"
+    assert f"the original is kept as {backup}" in str(err.value) and backup.is_file()
+    (small_disk / "filler").unlink()
+    with ResultWriter(db) as writer:  # the log is folded in at this open: nothing left to migrate
+        assert writer.migrated_from is None
+    assert query(db, "SELECT version FROM schema_version")["version"].item() == SCHEMA_VERSION
 
 
 def test_the_cli_exits_non_zero_on_a_full_disk(small_disk, tiny_run, shared_data, capsys):
@@ -90,12 +147,14 @@ def test_the_cli_exits_non_zero_on_a_full_disk(small_disk, tiny_run, shared_data
     db = small_disk / "results.duckdb"
     with ResultWriter(db) as writer:
         writer.write(_result("run-a", 0, 0.1))
-    before = db.read_bytes()
-    _fill(small_disk, db.stat().st_size + 60_000)
+    before = query(db, "SELECT * FROM metrics ORDER BY ALL")
+    _fill(small_disk, 0)  # the commit does not fit
     assert main(cli_args(tiny_run, shared_data, db, "--evals", "zeroshot")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: could not write epoch 0 of tinyrun") and "No space left" in err[-1]
-    assert db.read_bytes() == before
+    # In place, a failed write may leave unused blocks in the file, never rows: the earlier rows, only them
+    pd.testing.assert_frame_equal(query(db, "SELECT * FROM metrics ORDER BY ALL"), before)
+    assert query(db, "SELECT count(*) n FROM evaluations")["n"].item() == 1
 
 
 @pytest.mark.parametrize(
@@ -158,9 +217,29 @@ def test_truncated_database_is_a_store_error(tmp_path):
     db = tmp_path / "results.duckdb"
     with ResultWriter(db) as writer:
         writer.write(_with_entropies("run-a", 0, 50_000))
-    os.truncate(db, db.stat().st_size // 2)
-    with pytest.raises(StoreError):
+    os.truncate(db, db.stat().st_size // 4)  # (the last half holds blocks this query does not read)
+    with pytest.raises(StoreError, match="is damaged"):
         query(db, "SELECT sum(entropy) FROM entropies")
+
+
+def test_a_damaged_data_block_is_refused_when_a_job_starts_before_anything_is_written(tmp_path):
+    """A checkpoint's write in place reads little of the file, so the job reads every block once first."""
+    db = tmp_path / "results.duckdb"
+    with ResultWriter(db) as writer:
+        for epoch in range(3):
+            writer.write(_with_entropies("run-a", epoch, 50_000))
+    with duckdb.connect(str(db), read_only=True) as con:
+        block = con.execute(
+            "SELECT max(block_id) FROM pragma_storage_info('entropies') WHERE column_name = 'entropy'"
+        ).fetchone()[0]
+    with db.open("r+b") as f:
+        f.seek(3 * 4096 + block * 256 * 1024 + 1000)  # past the file's three header blocks
+        f.write(b"\xff" * 64)
+    before = db.read_bytes()
+    connect_read_only(db).close()  # the header and the catalog are intact
+    with pytest.raises(StoreError, match=f"{re.escape(str(db))} is damaged and cannot be read .*checksum"):
+        ResultWriter(db).__enter__()
+    assert db.read_bytes() == before
 
 
 @pytest.fixture
@@ -181,6 +260,41 @@ def read_only_folder(tmp_path):
 def test_a_database_in_a_read_only_folder_is_one_sentence(read_only_folder):
     with pytest.raises(StoreError, match=f"cannot write in {read_only_folder}"):
         ResultWriter(read_only_folder / "results.duckdb").__enter__()
+
+
+def test_an_existing_database_on_a_read_only_file_system_is_one_sentence(tmp_path):
+    mount = tmp_path / "ro"
+    _mount_tmpfs(mount, "size=4m")
+    try:
+        db = mount / "results.duckdb"
+        with ResultWriter(db) as writer:
+            writer.write(_result("run-a", 0, 0.1))
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        with pytest.raises(StoreError, match=f"cannot write in {mount} \\(Read-only file system\\)"):
+            ResultWriter(db).__enter__()
+        assert _epochs(db) == [0]  # and the dashboard still reads it
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("denied", ["file", "folder"])
+def test_a_database_that_cannot_be_written_in_place_is_one_sentence(tmp_path, monkeypatch, denied):
+    """A read-only file, or a folder where DuckDB cannot make its write-ahead log (``os.access`` is patched:
+    root, which runs these tests, may write whatever the permission bits say)."""
+    db = tmp_path / "results.duckdb"
+    with ResultWriter(db) as writer:
+        writer.write(_result("run-a", 0, 0.1))
+    before = db.read_bytes()
+    target = db if denied == "file" else tmp_path
+
+    def access(path, mode, real=os.access):
+        return False if mode == os.W_OK and Path(path) == target else real(path, mode)
+
+    monkeypatch.setattr(os, "access", access)
+    expected = f"cannot write {db} (" if denied == "file" else f"cannot write in {tmp_path} ("
+    with pytest.raises(StoreError, match=re.escape(expected + "permission denied); ")):
+        ResultWriter(db).__enter__()
+    assert db.read_bytes() == before
 
 
 def test_a_symlinked_db_is_written_through_to_its_target(tmp_path):

@@ -59,6 +59,21 @@ def test_a_version_1_database_is_migrated_with_a_backup(tmp_path, caplog):
     assert pd.isna(runs.loc["ViT-B-32:openai", "source_path"])
     assert runs["n_params"].isna().all() and runs["params"].isna().all()  # unknown until a rerun
     assert query(db, "SELECT list(value ORDER BY epoch) v FROM metrics")["v"].item().tolist() == [0.25, 0.5]
+    # schema 3: settings leave the variant for evaluation_settings; old rows get a legacy setting
+    metrics = query(
+        db,
+        "SELECT m.variant, s.eval, s.settings::VARCHAR AS settings FROM metrics m "
+        "JOIN evaluation_settings s USING (setting)",
+    )
+    assert set(metrics["variant"]) == {""} and set(metrics["eval"]) == {"zeroshot"}
+    assert metrics["settings"].unique().tolist() == ['{"recorded": false, "templates": "clip"}']
+    done = query(
+        db,
+        "SELECT e.epoch, e.setting = m.setting AS same FROM evaluations e JOIN metrics m USING (run, epoch)",
+    )
+    assert done.values.tolist() == [[0, True]]
+    ids = query(db, "SELECT run_id, pretrained_tag FROM runs ORDER BY run")
+    assert ids["run_id"].nunique() == 3 and ids["pretrained_tag"].tolist()[0] == "openai"
     with ResultWriter(db) as writer:  # now current: nothing to do
         assert writer.migrated_from is None
     assert not (tmp_path / "results.duckdb.v1.bak2").exists()

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from clipdash.data.decode import load_rgb
 from clipdash.evals import torch_probe
-from clipdash.evals.linear_probe import linear_probe
+from clipdash.evals.linear_probe import linear_probe, prediction_metrics, probe_predictions
 from clipdash.evals.torch_probe import fit_logistic_regression, torch_linear_probe
 from clipdash.precompute.context import CheckpointContext
 
@@ -104,13 +104,15 @@ def context_on(device: str) -> CheckpointContext:
 
 def test_context_uses_sklearn_on_cpu_and_torch_logreg_on_cuda(monkeypatch):
     train_x, train_y, test_x, test_y = gaussian_classes(20, 8, 3, 0.5, seed=1)
-    args = (train_x, train_y, test_x, test_y)
+    args = (train_x, train_y, test_x)
     for classifier in ("logreg", "linear_svm"):
-        expected = linear_probe(*args, classifier=classifier)
-        assert context_on("cpu").linear_probe(*args, classifier) == expected
+        expected = probe_predictions(*args, classifier=classifier)
+        assert np.array_equal(context_on("cpu").probe_predictions(*args, classifier), expected)
     calls = []
-    monkeypatch.setattr(torch_probe, "torch_linear_probe", lambda *a, **k: calls.append(k) or {"lp_acc1": 0})
-    assert context_on("cuda").linear_probe(*args, "logreg") == {"lp_acc1": 0}
+    fake = np.zeros(len(test_x), dtype=np.int64)
+    monkeypatch.setattr(torch_probe, "torch_probe_predictions", lambda *a, **k: calls.append(k) or fake)
+    assert context_on("cuda").probe_predictions(*args, "logreg") is fake
     assert calls == [{"device": torch.device("cuda")}]
-    svm = linear_probe(*args, classifier="linear_svm")
-    assert context_on("cuda").linear_probe(*args, "linear_svm") == svm
+    svm = probe_predictions(*args, classifier="linear_svm")
+    assert np.array_equal(context_on("cuda").probe_predictions(*args, "linear_svm"), svm)
+    assert prediction_metrics(svm, test_y) == linear_probe(*args, test_y, classifier="linear_svm")

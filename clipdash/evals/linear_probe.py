@@ -46,6 +46,28 @@ def fit_probe(
     return probe.fit(as_numpy(train_x), as_numpy(train_y, np.int64))
 
 
+def probe_predictions(
+    train_x: Any, train_y: Any, test_x: Any, classifier: str = "logreg", C: float = 1.0, seed: int = 0
+) -> np.ndarray:
+    """Test-split predictions of a probe fit on L2-normalised, standardised embeddings (per-item outcome)."""
+    if len(as_numpy(test_x)) == 0:
+        return np.empty(0, dtype=np.int64)
+    probe = fit_probe(l2_normalise(train_x), train_y, classifier, C=C, seed=seed, standardize=True)
+    return np.asarray(probe.predict(l2_normalise(test_x)), dtype=np.int64)
+
+
+def prediction_metrics(predictions: Any, labels: Any) -> dict[str, float]:
+    """``lp_acc1`` and ``lp_mean_per_class_recall`` of per-image probe predictions; NaN when empty."""
+    predictions, labels = as_numpy(predictions, np.int64).ravel(), as_numpy(labels, np.int64).ravel()
+    if labels.size == 0:
+        return {"lp_acc1": np.nan, "lp_mean_per_class_recall": np.nan}
+    n_classes = int(max(labels.max(), predictions.max())) + 1
+    return {
+        "lp_acc1": float(np.mean(predictions == labels)),
+        "lp_mean_per_class_recall": mean_per_class_recall(predictions, labels, n_classes),
+    }
+
+
 def linear_probe(
     train_x: Any,
     train_y: Any,
@@ -59,13 +81,5 @@ def linear_probe(
 
     NaN for an empty test split.
     """
-    probe = fit_probe(l2_normalise(train_x), train_y, classifier, C=C, seed=seed, standardize=True)
-    labels = as_numpy(test_y, np.int64).ravel()
-    if labels.size == 0:
-        return {"lp_acc1": np.nan, "lp_mean_per_class_recall": np.nan}
-    predictions = probe.predict(l2_normalise(test_x))
-    n_classes = int(max(labels.max(), predictions.max())) + 1
-    return {
-        "lp_acc1": float(np.mean(predictions == labels)),
-        "lp_mean_per_class_recall": mean_per_class_recall(predictions, labels, n_classes),
-    }
+    predictions = probe_predictions(train_x, train_y, test_x, classifier, C=C, seed=seed)
+    return prediction_metrics(predictions, test_y)

@@ -10,7 +10,6 @@ second where scikit-learn takes seconds on the CPU per checkpoint.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clipdash.evals.stats import as_numpy, l2_normalise, mean_per_class_recall
+from clipdash.evals.linear_probe import prediction_metrics
+from clipdash.evals.stats import as_numpy, l2_normalise
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,21 @@ def fit_logistic_regression(
     return TorchLogisticRegression(classes, mean, scale, weight.detach(), bias.detach())
 
 
+def torch_probe_predictions(
+    train_x: Any, train_y: Any, test_x: Any, C: float = 1.0, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """``probe_predictions(..., classifier="logreg")`` fitted by torch on ``device`` (same objective)."""
+    if len(as_numpy(test_x)) == 0:
+        return np.empty(0, dtype=np.int64)
+
+    def on_device(features: Any) -> torch.Tensor:
+        return torch.as_tensor(l2_normalise(features), dtype=torch.float32, device=device)
+
+    train_labels = torch.as_tensor(as_numpy(train_y, np.int64).ravel(), device=device)
+    probe = fit_logistic_regression(on_device(train_x), train_labels, C=C)
+    return probe.predict(on_device(test_x)).cpu().numpy().astype(np.int64)
+
+
 def torch_linear_probe(
     train_x: Any,
     train_y: Any,
@@ -94,18 +109,4 @@ def torch_linear_probe(
     device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """``linear_probe(..., classifier="logreg")`` fitted by torch on ``device``: same keys, NaN if no test."""
-    labels = as_numpy(test_y, np.int64).ravel()
-    if labels.size == 0:
-        return {"lp_acc1": math.nan, "lp_mean_per_class_recall": math.nan}
-
-    def on_device(features: Any) -> torch.Tensor:
-        return torch.as_tensor(l2_normalise(features), dtype=torch.float32, device=device)
-
-    train_labels = torch.as_tensor(as_numpy(train_y, np.int64).ravel(), device=device)
-    probe = fit_logistic_regression(on_device(train_x), train_labels, C=C)
-    predictions = probe.predict(on_device(test_x)).cpu().numpy()
-    n_classes = int(max(labels.max(), predictions.max())) + 1
-    return {
-        "lp_acc1": float(np.mean(predictions == labels)),
-        "lp_mean_per_class_recall": mean_per_class_recall(predictions, labels, n_classes),
-    }
+    return prediction_metrics(torch_probe_predictions(train_x, train_y, test_x, C=C, device=device), test_y)

@@ -66,6 +66,46 @@ def accuracy(logits: Any, labels: Any, topk: Sequence[int] = (1, 5)) -> dict[str
     return {f"acc{k}": hits[:, : min(k, n_classes)].any(dim=1).double().mean().item() for k in topk}
 
 
+def zero_shot_outcomes(
+    image_features: Any, classifier: Any, labels: Any, logit_scale: float = 100.0
+) -> dict[str, np.ndarray]:
+    """Per image: ``prediction``, whether the label is in the top 1 / top 5 (``top1``, ``top5``; k capped at
+    the number of classes, ties broken as ``torch.topk`` does), the ``confidence`` (softmax probability of
+    the prediction) and ``true_prob`` (of the label), with probabilities softmax(logit_scale · cosine).
+
+    ``outcome_metrics`` turns these rows back into ``zero_shot_metrics``' numbers.
+    """
+    features = torch.as_tensor(as_numpy(image_features))
+    weights = torch.as_tensor(as_numpy(classifier))
+    targets = torch.as_tensor(as_numpy(labels, np.int64))
+    logits = features @ weights
+    if logits.shape[0] != targets.shape[0]:
+        raise ValueError(f"{logits.shape[0]} images for {targets.shape[0]} labels")
+    ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    probs = torch.softmax(logit_scale * logits, dim=1)
+    rows = torch.arange(len(targets))
+    return {
+        "label": targets.numpy(),
+        "prediction": ranked[:, 0].numpy() if len(targets) else np.empty(0, np.int64),
+        "top1": ranked[:, :1].eq(targets[:, None]).any(dim=1).numpy(),
+        "top5": ranked.eq(targets[:, None]).any(dim=1).numpy(),
+        "confidence": probs.max(dim=1).values.numpy() if len(targets) else np.empty(0),
+        "true_prob": probs[rows, targets].numpy(),
+    }
+
+
+def outcome_metrics(top1: Any, top5: Any, prediction: Any, label: Any, n_classes: int) -> dict[str, float]:
+    """``acc1``, ``acc5``, ``mean_per_class_recall`` from per-image outcomes (NaN for no images)."""
+    hits1, hits5 = as_numpy(top1, bool), as_numpy(top5, bool)
+    if hits1.size == 0:
+        return {"acc1": math.nan, "acc5": math.nan, "mean_per_class_recall": math.nan}
+    return {
+        "acc1": float(hits1.mean()),
+        "acc5": float(hits5.mean()),
+        "mean_per_class_recall": mean_per_class_recall(prediction, label, n_classes),
+    }
+
+
 def zero_shot_metrics(image_features: Any, classifier: Any, labels: Any) -> dict[str, float]:
     """``acc1``, ``acc5`` and ``mean_per_class_recall`` of logits = features @ classifier.
 

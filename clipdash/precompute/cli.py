@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from clipdash.errors import ClipdashError
+from clipdash.measurements import get_measurement, list_measurements
 from clipdash.models.checkpoints import CheckpointRef, resolve_checkpoints
 from clipdash.models.configs import register_builtin_configs, register_model_config
 from clipdash.models.encode import PRECISIONS
@@ -26,11 +28,12 @@ from clipdash.models.spec import parse_model_spec
 from clipdash.precompute.backend import Backend, InProcessBackend
 from clipdash.precompute.cache import default_cache_dir
 from clipdash.precompute.config import TEMPLATE_SETS, EngineConfig
-from clipdash.precompute.evaluations import bf16_sensitive, list_evaluations
 from clipdash.precompute.execute import FailedCheckpoint, Outcome, SkippedEvaluation, sha256_of
 from clipdash.precompute.inputs import SplitSizes
 from clipdash.precompute.plan import plan_run
+from clipdash.precompute.settings import job_settings
 from clipdash.store import ResultWriter
+from clipdash.store.describe import describe_setting
 from clipdash.store.queries import summary_table
 
 log = logging.getLogger("clipdash.precompute")
@@ -104,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--evals",
-        default=",".join(list_evaluations()),
-        help=f"comma-separated subset of {','.join(list_evaluations())}",
+        default=",".join(list_measurements()),
+        help=f"comma-separated subset of {','.join(list_measurements())}",
     )
     parser.add_argument(
         "--templates",
@@ -134,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--noise-seed", type=non_negative, default=0)
     parser.add_argument("--download", action="store_true", help="download missing datasets when online")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="evaluate again what is stored under the same settings, replacing those rows",
+    )
     return parser
 
 
@@ -199,7 +207,9 @@ class Job:
         self.specs = list(args.model)
         self.run_name = args.run_name.strip() if args.run_name else None
         self.backend = backend or InProcessBackend()
-        sensitive = bf16_sensitive(list(self.config.evals))
+        self.force = bool(getattr(args, "force", False))
+        self.settings = job_settings(self.config)  # eval -> the setting its results are stored under
+        sensitive = [e for e in self.config.evals if get_measurement(e).bf16_sensitive]
         if self.config.precision == "bf16" and sensitive:
             log.warning(
                 "--precision bf16: %s moved by more than 0.5 points against fp32 on the bundled run (README, "
@@ -219,11 +229,15 @@ class Job:
             if not refs:
                 continue
             check_same_run(refs, writer)
-            items = plan_run(refs, self.config.evals, writer.completed(refs[0].run))
+            setting_ids = {name: setting.id for name, setting in self.settings.items()}
+            items = plan_run(refs, setting_ids, writer.completed(refs[0].run), force=self.force)
             log.info("%s: %d checkpoint(s), %d to evaluate", spec.text, len(refs), len(items))
             if items:
-                for outcome in self.backend.run(spec.text, items, self.config):
-                    self.record(outcome, writer)
+                outcomes = self.backend.run(spec.text, items, self.config, self.settings, self.force)
+                # closing: a failed write ends the progress bars before its message is printed
+                with contextlib.closing(outcomes):
+                    for outcome in outcomes:
+                        self.record(outcome, writer)
 
     def record(self, outcome: Outcome, writer: ResultWriter) -> None:
         """Write a result; log a skipped evaluation or checkpoint and count it as a failure."""
@@ -256,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         job = Job(args)
         with ResultWriter(args.db) as writer:
             job.run(writer)
-        summary = summary_table(writer.path)
+        summary = summary_table(writer.path, [setting.id for setting in job.settings.values()])
     except (ClipdashError, OSError) as exc:
         log.debug("precompute failed", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
@@ -269,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     if not summary.empty:
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print("settings of these numbers (stored in evaluation_settings, one id per measurement):")
+        for name, setting in job.settings.items():
+            print(f"  {name} [{setting.id}]: {describe_setting(setting.values)}")
     print(f"done in {time.time() - start:.1f} s -> {args.db}")
     if job.failures:
         print(f"{len(job.failures)} checkpoint(s) or evaluation(s) failed and were skipped:", file=sys.stderr)

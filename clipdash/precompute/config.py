@@ -14,8 +14,8 @@ import torch
 
 from clipdash.data.prompts import TEMPLATE_SETS as PROMPT_TEMPLATE_SETS
 from clipdash.errors import ClipdashError
+from clipdash.measurements import list_measurements as list_evaluations
 from clipdash.models.encode import check_precision
-from clipdash.precompute.evaluations import list_evaluations
 from clipdash.precompute.inputs import SplitSizes
 
 DEFAULT_BATCH = {"cpu": 256, "cuda": 512}
@@ -71,6 +71,11 @@ class EngineConfig:
     @property
     def torch_device(self) -> torch.device:
         return parse_device(self.device)
+
+    @property
+    def decoder(self) -> str:
+        """``nvjpeg`` (JPEGs decoded on the CUDA device) or ``pil``: stored with every setting."""
+        return "nvjpeg" if self.gpu_decode and self.torch_device.type == "cuda" else "pil"
 
     @property
     def batch(self) -> int:

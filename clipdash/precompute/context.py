@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from clipdash.data.prompts import templates_for
+from clipdash.data.types import LabeledImages
 from clipdash.evals import linear_probe, torch_probe
-from clipdash.evals.zeroshot import zero_shot_classifier
+from clipdash.evals.zeroshot import zero_shot_classifier, zero_shot_outcomes
 from clipdash.models.encode import TextEncoder, encode_images
 from clipdash.models.loading import LoadedModel
 from clipdash.precompute.inputs import RunInputs
@@ -39,13 +41,18 @@ class CheckpointContext:
             self._features[key] = encode_images(self.loaded, pixels, self.device, self.batch_size)
         return self._features[key]
 
-    def linear_probe(
-        self, train_x: Any, train_y: Any, test_x: Any, test_y: Any, classifier: str
-    ) -> dict[str, float]:
-        """``linear_probe``; on CUDA, logistic regression is fitted by torch on the GPU (same objective)."""
+    def probe_predictions(self, train_x: Any, train_y: Any, test_x: Any, classifier: str) -> np.ndarray:
+        """Test predictions of a linear probe; on CUDA, logistic regression is fitted by torch on the GPU
+        (same objective; the solver is part of the probe's stored setting)."""
         if classifier == "logreg" and self.device.type == "cuda":
-            return torch_probe.torch_linear_probe(train_x, train_y, test_x, test_y, device=self.device)
-        return linear_probe.linear_probe(train_x, train_y, test_x, test_y, classifier=classifier)
+            return torch_probe.torch_probe_predictions(train_x, train_y, test_x, device=self.device)
+        return linear_probe.probe_predictions(train_x, train_y, test_x, classifier=classifier)
+
+    def zero_shot_outcomes(self, key: str, data: LabeledImages) -> dict[str, np.ndarray]:
+        """Per-image zero-shot outcomes of image set ``key``, scored against ``data``'s labels and classes
+        under the chosen template set."""
+        classifier = self.classifier(data.classnames, data.templates)
+        return zero_shot_outcomes(self.features(key), classifier, data.labels, self.logit_scale)
 
     def templates(self, dataset_templates: list[str]) -> list[str]:
         """The chosen template set (``clip`` = the dataset's own CLIP ensemble)."""

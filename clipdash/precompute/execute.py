@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from clipdash.data.cue_conflict import load_human_trials
 from clipdash.errors import ClipdashError
-from clipdash.evals.class_agnostic import GENERIC_PROMPTS
-from clipdash.evals.cue_conflict import human_shape_bias
+from clipdash.measurements import get_measurement
 from clipdash.models.encode import TextEncoder, prepare_model
 from clipdash.models.loading import LoadedModel, create_architecture, load_weights
 from clipdash.models.spec import parse_model_spec, read_params, run_folder
 from clipdash.precompute.cache import DecodedCache
 from clipdash.precompute.config import EngineConfig
 from clipdash.precompute.context import CheckpointContext
-from clipdash.precompute.evaluations import prepare_evaluation, run_evaluation
 from clipdash.precompute.inputs import RunInputs
 from clipdash.precompute.plan import WorkItem
-from clipdash.store import CheckpointResult
+from clipdash.precompute.settings import Setting
+from clipdash.store import CheckpointResult, EvalResult
 
 log = logging.getLogger(__name__)
 
@@ -61,43 +60,63 @@ def run_inputs(config: EngineConfig, image_size: int) -> RunInputs:
 
 
 def shared_tables(inputs: RunInputs, evals: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """Tables that do not depend on the checkpoint: class names, the generic prompts, the human baseline.
-
-    ``evals`` are those whose inputs loaded, so every set named here is loaded.
-    """
+    """Tables that do not depend on the checkpoint: the class names of every labelled set the run loaded,
+    and what each measurement in ``evals`` (those whose inputs loaded) shares (prompts, human baseline)."""
     tables: dict[str, pd.DataFrame] = {}
-    labeled = inputs.zeroshot_names if "zeroshot" in evals else ()
-    if {"noise", "probe", "class_agnostic"} & set(evals) and "cifar10" not in labeled:
-        labeled = (*labeled, "cifar10")
+    labeled = inputs.loaded_labeled_sets()
     if labeled:
         frames = [
             pd.DataFrame(
                 {"dataset": name, "label": range(len(data.classnames)), "classname": data.classnames}
             )
-            for name in labeled
-            for data in [inputs.labeled(name)]
+            for name, data in labeled.items()
         ]
         tables["classnames"] = pd.concat(frames)
-    if "class_agnostic" in evals:
-        tables["class_agnostic_prompts"] = pd.DataFrame(
-            {"prompt_index": range(len(GENERIC_PROMPTS)), "prompt": list(GENERIC_PROMPTS)}
-        )
-    if "cue_conflict" in evals:
-        try:
-            tables["human_shape_bias"] = human_shape_bias(load_human_trials(inputs.data_root))
-        except ClipdashError as exc:
-            log.warning("no human baseline: %s", exc)
+    for name in evals:
+        shared = get_measurement(name).shared_tables
+        if shared is not None:
+            tables.update(shared(inputs))
     return tables
 
 
+def prepare_measurement(name: str, inputs: RunInputs) -> None:
+    """Load and decode everything measurement ``name`` reads; raises ``DatasetError`` naming what is wrong.
+
+    Decoded sets stay in ``inputs`` for the run's checkpoints, so this costs nothing extra.
+    """
+    measurement = get_measurement(name)
+    measurement.files(inputs)
+    for key in measurement.image_sets(inputs):
+        inputs.pixels(key)
+
+
 def input_problem(name: str, inputs: RunInputs) -> str | None:
-    """Why evaluation ``name`` cannot read its data, or None when it can (the data is then loaded and
+    """Why measurement ``name`` cannot read its data, or None when it can (the data is then loaded and
     decoded in ``inputs``, which also remembers a set that failed, so asking again costs nothing)."""
     try:
-        prepare_evaluation(name, inputs)
+        prepare_measurement(name, inputs)
     except ClipdashError as exc:
         return str(exc)
     return None
+
+
+def run_measurement(name: str, ctx: CheckpointContext, config: EngineConfig) -> EvalResult:
+    """Run one registered measurement with the parameters ``config`` gives it, and time it."""
+    measurement = get_measurement(name)
+    start = time.perf_counter()
+    result = measurement.compute(ctx, measurement.params(config))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def training_data(tag: str | None, params: dict[str, str] | None) -> str | None:
+    """What a model was trained on, as far as its source says: the pretrained tag (open_clip names tags by
+    their data, e.g. ``laion2b_s34b_b79k``), else ``train_data`` (open_clip) or ``source`` (clipdash's
+    trainer) from the run's params.txt."""
+    if tag:
+        return tag
+    params = params or {}
+    return params.get("train_data") or params.get("source")
 
 
 @dataclass(frozen=True)
@@ -124,9 +143,18 @@ Outcome = CheckpointResult | SkippedEvaluation | FailedCheckpoint
 class RunExecutor:
     """Evaluates the work items of one run (one architecture), with the inputs of its input size."""
 
-    def __init__(self, spec_text: str, config: EngineConfig, inputs_by_size: dict[int, RunInputs]):
+    def __init__(
+        self,
+        spec_text: str,
+        config: EngineConfig,
+        settings: Mapping[str, Setting],
+        inputs_by_size: dict[int, RunInputs],
+        replace: bool = False,
+    ):
         self.spec = parse_model_spec(spec_text)
         self.config = config
+        self.settings = settings  # eval name -> the setting its results are stored under
+        self.replace = replace  # --force: the writer replaces stored rows of these settings
         self.inputs_by_size = inputs_by_size  # shared with other runs of the same input size
 
     def run(self, items: Sequence[WorkItem]) -> Iterator[Outcome]:
@@ -171,8 +199,11 @@ class RunExecutor:
         bar = tqdm(item.evals, desc=f"epoch {ref.epoch}", leave=False)
         for name in bar:
             bar.set_postfix_str(name)
-            results.append(run_evaluation(name, ctx))
+            result = run_measurement(name, ctx, self.config)
+            result.setting = self.settings[name].id
+            results.append(result)
         source = self.spec.path
+        params = (read_params(run_folder(source)) or None) if source else None
         return CheckpointResult(
             ref.run,
             ref.epoch,
@@ -184,5 +215,9 @@ class RunExecutor:
             results,
             source_path=str(source) if source else None,
             n_params=sum(p.numel() for p in loaded.model.parameters()),
-            params=(read_params(run_folder(source)) or None) if source else None,
+            params=params,
+            pretrained_tag=self.spec.tag if self.spec.source == "pretrained" else None,
+            training_data=training_data(self.spec.tag if self.spec.source == "pretrained" else None, params),
+            settings={self.settings[n].id: (n, self.settings[n].to_json()) for n in item.evals},
+            replace=self.replace,
         )

@@ -31,7 +31,6 @@ from clipdash.errors import DatasetError
 from clipdash.precompute.cache import DecodedCache, DevicePixels
 
 log = logging.getLogger(__name__)
-SEVERITIES = (1, 2, 3, 4, 5)
 NOISE_CLEAN_RELEASE = "cifar10-c/clean"  # image-set key: the official test set beside the CIFAR-10-C release
 
 
@@ -112,6 +111,10 @@ class RunInputs:
     def _limit_labeled(self, data: LabeledImages) -> LabeledImages:
         index = self._limit_index(data.labels)
         return data if index is None else subset(data, index)
+
+    def loaded_labeled_sets(self) -> dict[str, LabeledImages]:
+        """The labelled test sets loaded so far (for their class names), by name."""
+        return dict(self._labeled_sets)
 
     def labeled(self, name: str) -> LabeledImages:
         """A zero-shot test set: cifar10, cifar100 (test split) or imagenette (val), loaded on first use."""

@@ -11,11 +11,26 @@ import duckdb
 
 from clipdash.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FIRST_MIGRATABLE = 1  # clipdash.store.migrate upgrades databases from this version on
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 # Every table of the current schema, read from the schema file itself (the one place that lists them).
 SCHEMA_TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL.read_text()))
+# Tables of schema versions 1 and 2 (version 3 adds evaluation_settings and per-measurement tables).
+TABLES_BEFORE_3 = (
+    "schema_version",
+    "runs",
+    "checkpoints",
+    "evaluations",
+    "metrics",
+    "cue_conflict_decisions",
+    "entropies",
+    "class_agnostic_features",
+    "class_agnostic_prompts",
+    "image_embeddings",
+    "human_shape_bias",
+    "classnames",
+)
 
 
 def format_variant(**params: object) -> str:
@@ -49,8 +64,13 @@ def _fmt(value: object) -> str:
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table of the current schema version in an empty database."""
+    """Create every table of the current schema version, and every measurement's per-item table, in an
+    empty database."""
+    from clipdash.measurements import all_tables  # the registry's modules import this package
+
     con.execute(SCHEMA_SQL.read_text())
+    for table in all_tables():
+        con.execute(table.ddl())
     con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
 
 
@@ -69,7 +89,7 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if version is None:
         raise StoreError(f"{path} is not a clipdash results database (no schema_version table)")
     if FIRST_MIGRATABLE <= version <= SCHEMA_VERSION:  # the tables of other versions are unknown here
-        check_tables(con, path)
+        check_tables(con, path, version)
     if version != SCHEMA_VERSION:
         direction = "an older" if version < SCHEMA_VERSION else "a newer"
         if version > SCHEMA_VERSION:
@@ -84,10 +104,11 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
 
 
-def check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Refuse a database that lacks any table of the schema (every version so far has the same tables)."""
+def check_tables(con: duckdb.DuckDBPyConnection, path: Path, version: int = SCHEMA_VERSION) -> None:
+    """Refuse a database that lacks any core table of its schema version (a measurement's per-item table
+    may be missing: the writer adds it)."""
     present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    missing = sorted(set(SCHEMA_TABLES) - present)
+    missing = sorted(set(SCHEMA_TABLES if version >= 3 else TABLES_BEFORE_3) - present)
     if missing:
         raise StoreError(
             f"{path} is missing the tables {', '.join(missing)}, so it is not a complete clipdash results "
@@ -122,8 +143,9 @@ def first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def connect_read_only(path: str | Path, retries: int = 20, wait_s: float = 0.1) -> duckdb.DuckDBPyConnection:
-    """Open ``path`` read-only and check its schema; retry briefly while a writer swaps the file in."""
+def connect_read_only(path: str | Path, retries: int = 100, wait_s: float = 0.1) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` read-only and check its schema; while a precompute writes a checkpoint into the file
+    (it holds it for that one transaction, locking other processes out), retry for up to 10 s."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"results database not found: {path} (create it with python -m clipdash.precompute)")

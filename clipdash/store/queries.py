@@ -14,46 +14,25 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from clipdash.measurements import all_tables, default_curves, summary_series
 from clipdash.store.db import connect_read_only, damaged, parse_variant, variant_matches
 
 Series = tuple[str, str, str]  # (metric, dataset, variant): one stored curve
-
-# The seed paper's curves plus the probes: (column, metric, dataset, variant pattern of ``variant_matches``).
-SUMMARY_COLUMNS = (
-    ("acc1", "acc1", "cifar10", "templates=*"),
-    ("noisy_acc1", "acc1", "cifar10-c/gaussian_noise", "severity=mean;templates=*"),
-    ("noise_drop", "noise_drop", "cifar10-c/gaussian_noise", "severity=mean;templates=*"),
-    ("tid2013_srcc", "srcc", "tid2013", "distortion=all"),
-    ("livec_srcc", "srcc", "livec", "prompts=*"),
-    ("texture_bias", "texture_bias", "cue-conflict", "protocol=two_prompt;templates=*"),
-    ("shape_bias", "shape_bias", "cue-conflict", "protocol=sixteen_class;templates=*"),
-    ("lp_acc1", "lp_acc1", "cifar10", "classifier=logreg;n_train=*"),
-    ("ca_acc1", "ca_acc1", "cifar10", "C=cv;tau=0.07"),
-)
-
-# The seed paper's four panels (clean + noisy accuracy, TID2013, texture bias, noise drop), as
-# (metric, dataset, variant pattern of ``variant_matches``); each resolves to the first stored variant
-# that fits.
-DEFAULT_CURVES = (
-    ("acc1", "cifar10", "templates=*"),
-    ("acc1", "cifar10-c/gaussian_noise", "severity=mean;*"),
-    ("srcc", "tid2013", "distortion=all"),
-    ("texture_bias", "cue-conflict", "protocol=two_prompt;templates=*"),
-    ("noise_drop", "cifar10-c/gaussian_noise", "severity=mean;*"),
-)
-
-TABLES = (
+CORE_TABLES = (
     "runs",
     "checkpoints",
+    "evaluation_settings",
     "evaluations",
     "metrics",
-    "cue_conflict_decisions",
-    "entropies",
-    "class_agnostic_features",
-    "image_embeddings",
     "human_shape_bias",
     "classnames",
 )
+
+
+def default_curve_patterns() -> list[tuple[str, str, str]]:
+    """The seed paper's four panels (clean + noisy accuracy, TID2013, texture bias, noise drop), as
+    (metric, dataset, variant pattern of ``variant_matches``), from the measurement registry."""
+    return [(s.metric, s.dataset, s.variant) for s in default_curves()]
 
 
 def query(db: str | Path, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -70,41 +49,75 @@ def query(db: str | Path, sql: str, params: list | None = None) -> pd.DataFrame:
             raise damaged(db, exc) from exc
 
 
-def summary_table(db: str | Path) -> pd.DataFrame:
-    """One row per (run, epoch, template set) with the headline number of every measurement.
+def default_settings(db: str | Path) -> pd.DataFrame:
+    """Per (run, eval): the setting with the most epochs (ties: the one stored first), which pages and the
+    summary show unless told otherwise."""
+    return query(
+        db,
+        """SELECT run, eval, arg_max(setting, n) AS setting FROM (
+               SELECT run, eval, setting, count(DISTINCT epoch) * 1e9 - min(epoch(finished_at)) AS n
+               FROM evaluations GROUP BY ALL)
+           GROUP BY run, eval ORDER BY run, eval""",
+    )
 
-    ``templates`` names the prompt template set of the zero-shot, noise and cue-conflict columns (one row
-    each when a checkpoint has several); numbers that use no templates (TID2013, LIVE-C, probes) are on
-    every row of their checkpoint. Where a column's other settings still vary (two ``n_train``), the larger
-    of its values is shown: those settings are not stored apart yet.
-    """
-    wanted = " OR ".join(f"(metric = '{m}' AND dataset = '{d}')" for _, m, d, _ in SUMMARY_COLUMNS)
-    frame = query(db, f"SELECT run, epoch, metric, dataset, variant, value FROM metrics WHERE {wanted}")
-    columns = [name for name, *_ in SUMMARY_COLUMNS]
+
+def summary_table(db: str | Path, settings: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per (run, epoch) with the headline number of every measurement (the registry's summary
+    columns), each from one setting: those given (a job's own), else each run's default
+    (:func:`default_settings`). Never a max or mean over settings."""
+    columns = [s.summary for _, s in summary_series()]
+    if settings is None:
+        settings = default_settings(db)["setting"].tolist()
+    frame = query(
+        db,
+        """SELECT m.run, m.epoch, s.eval, m.metric, m.dataset, m.variant, m.value
+           FROM metrics m JOIN evaluation_settings s USING (setting)
+           WHERE list_contains(?::VARCHAR[], m.setting)""",
+        [list(settings)],
+    )
     if frame.empty:
-        return pd.DataFrame(columns=["run", "epoch", "templates", *columns])
-    frame["templates"] = frame["variant"].map(lambda variant: parse_variant(variant).get("templates"))
+        return pd.DataFrame(columns=["run", "epoch", *columns])
     picked = []
-    for name, metric, dataset, pattern in SUMMARY_COLUMNS:
-        match = (frame["metric"] == metric) & (frame["dataset"] == dataset)
-        match &= frame["variant"].map(lambda variant, pattern=pattern: variant_matches(variant, pattern))
-        picked.append(frame.loc[match, ["run", "epoch", "templates", "value"]].assign(column=name))
+    for measurement, series in summary_series():
+        match = (frame["eval"] == measurement.name) & (frame["metric"] == series.metric)
+        match &= frame["dataset"] == series.dataset
+        match &= frame["variant"].map(
+            lambda variant, pattern=series.variant: variant_matches(variant, pattern)
+        )
+        picked.append(frame.loc[match, ["run", "epoch", "value"]].assign(column=series.summary))
     long = pd.concat(picked)
-    long["templates"] = long["templates"].fillna("")
-    keyed = long[long["templates"] != ""]
-    free = long[long["templates"] == ""].drop(columns="templates")
-    template_sets = (
-        long[["run", "epoch"]]
-        .drop_duplicates()
-        .merge(keyed[["run", "epoch", "templates"]].drop_duplicates(), how="left")
-    )
-    broadcast = free.merge(template_sets.fillna({"templates": ""}), on=["run", "epoch"])
-    table = pd.concat([keyed, broadcast]).pivot_table(
-        index=["run", "epoch", "templates"], columns="column", values="value", aggfunc="max"
-    )
+    if long.duplicated(["run", "epoch", "column"]).any():
+        raise ValueError("two settings of one measurement were given for one run")
+    table = long.pivot(index=["run", "epoch"], columns="column", values="value")
     table = table.reindex(columns=columns).reset_index().rename_axis(columns=None)
-    table["templates"] = table["templates"].replace("", None)
-    return table.sort_values(["run", "epoch", "templates"], na_position="last").reset_index(drop=True)
+    return table.sort_values(["run", "epoch"]).reset_index(drop=True)
+
+
+# --- settings ----------------------------------------------------------------------------------------
+
+
+def stored_settings(db: str | Path) -> pd.DataFrame:
+    """Every stored setting: setting, eval, settings (JSON text), n_runs, n_checkpoints."""
+    return query(
+        db,
+        """SELECT s.setting, s.eval, s.settings::VARCHAR AS settings,
+                  count(DISTINCT e.run) AS n_runs, count(e.epoch) AS n_checkpoints
+           FROM evaluation_settings s LEFT JOIN evaluations e USING (setting)
+           GROUP BY ALL ORDER BY s.eval, n_checkpoints DESC, s.setting""",
+    )
+
+
+def run_settings(db: str | Path, run: str, eval_name: str) -> pd.DataFrame:
+    """The settings a run has results of one measurement under, most epochs first:
+    setting, settings (JSON text), n_epochs, first_epoch, last_epoch."""
+    return query(
+        db,
+        """SELECT e.setting, s.settings::VARCHAR AS settings, count(DISTINCT e.epoch) AS n_epochs,
+                  min(e.epoch) AS first_epoch, max(e.epoch) AS last_epoch, min(e.finished_at) AS first_at
+           FROM evaluations e JOIN evaluation_settings s USING (setting)
+           WHERE e.run = ? AND e.eval = ? GROUP BY ALL ORDER BY n_epochs DESC, first_at, e.setting""",
+        [run, eval_name],
+    ).drop(columns="first_at")
 
 
 # --- what is in the database -------------------------------------------------------------------------
@@ -112,7 +125,9 @@ def summary_table(db: str | Path) -> pd.DataFrame:
 
 def table_counts(db: str | Path) -> pd.DataFrame:
     """Rows per result table (``table``, ``rows``): an empty database has zeros everywhere."""
-    sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in TABLES)
+    present = set(query(db, "SELECT table_name FROM information_schema.tables")["table_name"])
+    tables = [t for t in (*CORE_TABLES, *(t.name for t in all_tables())) if t in present]
+    sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables)
     return query(db, sql).rename(columns={"table_name": "table"})
 
 
@@ -120,18 +135,20 @@ def runs_overview(db: str | Path) -> pd.DataFrame:
     """One row per run: arch, parameters, source and its path, spec, checkpoints and their epoch range."""
     return query(
         db,
-        """SELECT r.run, r.arch, r.n_params, r.source, r.source_path, r.model_spec,
-                  count(c.epoch) AS n_epochs, min(c.epoch) AS first_epoch, max(c.epoch) AS last_epoch
+        """SELECT r.run, r.arch, r.n_params, r.source, r.source_path, r.pretrained_tag, r.training_data,
+                  r.model_spec, r.run_id, count(c.epoch) AS n_epochs, min(c.epoch) AS first_epoch,
+                  max(c.epoch) AS last_epoch
            FROM runs r LEFT JOIN checkpoints c USING (run)
            GROUP BY ALL ORDER BY r.run""",
     )
 
 
 def measurements_overview(db: str | Path) -> pd.DataFrame:
-    """One row per evaluation: how many runs and checkpoints have it, and its total compute time."""
+    """One row per measurement: how many runs, checkpoints and settings have it, and its compute time."""
     return query(
         db,
-        """SELECT eval, count(DISTINCT run) AS n_runs, count(*) AS n_checkpoints, sum(seconds) AS seconds
+        """SELECT eval, count(DISTINCT run) AS n_runs, count(*) AS n_checkpoints,
+                  count(DISTINCT setting) AS n_settings, sum(seconds) AS seconds
            FROM evaluations GROUP BY eval ORDER BY eval""",
     )
 
@@ -147,22 +164,27 @@ def datasets_overview(db: str | Path) -> pd.DataFrame:
 
 
 def metric_series(db: str | Path) -> pd.DataFrame:
-    """Every stored curve: (metric, dataset, variant) with its number of values and runs."""
+    """Every stored curve: (metric, dataset, variant) with the measurement (eval) that made it, and its
+    number of values and runs."""
     return query(
         db,
-        """SELECT metric, dataset, variant, count(*) AS n_values, count(DISTINCT run) AS n_runs
-           FROM metrics GROUP BY metric, dataset, variant ORDER BY metric, dataset, variant""",
+        """SELECT m.metric, m.dataset, m.variant, any_value(s.eval) AS eval, count(*) AS n_values,
+                  count(DISTINCT m.run) AS n_runs
+           FROM metrics m JOIN evaluation_settings s USING (setting)
+           GROUP BY m.metric, m.dataset, m.variant ORDER BY m.metric, m.dataset, m.variant""",
     )
 
 
 # --- curves ------------------------------------------------------------------------------------------
 
 
-def match_series(available: pd.DataFrame, patterns: Sequence[Series] = DEFAULT_CURVES) -> list[Series]:
+def match_series(available: pd.DataFrame, patterns: Sequence[Series] | None = None) -> list[Series]:
     """For each (metric, dataset, variant pattern), the first stored series of ``available`` that fits.
 
-    ``available`` is :func:`metric_series`' frame; patterns with no stored match are left out.
+    ``available`` is :func:`metric_series`' frame; patterns with no stored match are left out; the
+    default patterns are the registry's default curves.
     """
+    patterns = default_curve_patterns() if patterns is None else patterns
     found: list[Series] = []
     for metric, dataset, pattern in patterns:
         rows = available[(available["metric"] == metric) & (available["dataset"] == dataset)]
@@ -173,11 +195,15 @@ def match_series(available: pd.DataFrame, patterns: Sequence[Series] = DEFAULT_C
 
 
 def metric_curves(
-    db: str | Path, series: Sequence[Series], runs: Sequence[str] | None = None
+    db: str | Path,
+    series: Sequence[Series],
+    runs: Sequence[str] | None = None,
+    settings: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Long frame (run, epoch, metric, dataset, variant, value) of the given series (and runs, if given)."""
-    columns = ["run", "epoch", "metric", "dataset", "variant", "value"]
-    if not series or (runs is not None and not runs):
+    """Long frame (run, epoch, metric, dataset, variant, setting, value) of the given series, runs and
+    settings (all when None; pages pass one setting per run and measurement, so no curve mixes two)."""
+    columns = ["run", "epoch", "metric", "dataset", "variant", "setting", "value"]
+    if not series or (runs is not None and not runs) or (settings is not None and not settings):
         return pd.DataFrame(columns=columns)
     match = " OR ".join(["(metric = ? AND dataset = ? AND variant = ?)"] * len(series))
     params: list = [part for item in series for part in item]
@@ -185,6 +211,9 @@ def metric_curves(
     if runs is not None:
         run_filter = "AND list_contains(?::VARCHAR[], run)"
         params.append(list(runs))
+    if settings is not None:
+        run_filter += " AND list_contains(?::VARCHAR[], setting)"
+        params.append(list(settings))
     return query(
         db,
         f"SELECT {', '.join(columns)} FROM metrics WHERE ({match}) {run_filter} "
@@ -197,10 +226,11 @@ def metric_curves(
 
 
 def cue_conflict_index(db: str | Path) -> pd.DataFrame:
-    """Which (run, protocol, epoch) have per-image cue-conflict decisions."""
+    """Which (run, setting, protocol, epoch) have per-image cue-conflict decisions."""
     return query(
         db,
-        "SELECT DISTINCT run, protocol, epoch FROM cue_conflict_decisions ORDER BY run, protocol, epoch",
+        "SELECT DISTINCT run, setting, protocol, epoch FROM cue_conflict_decisions "
+        "ORDER BY run, setting, protocol, epoch",
     )
 
 
@@ -209,13 +239,13 @@ _CUE = """CASE WHEN decision = shape_class THEN 'shape'
 
 
 def cue_conflict_decisions(
-    db: str | Path, run: str, protocol: str, epochs: Sequence[int] | None = None
+    db: str | Path, run: str, setting: str, protocol: str, epochs: Sequence[int] | None = None
 ) -> pd.DataFrame:
     """Per image and epoch: classes, decision, ``cue`` (shape/texture/other), scores, ``margin``.
 
     ``margin`` = shape_score − texture_score: positive when the shape class scores higher.
     """
-    params: list = [run, protocol]
+    params: list = [run, setting, protocol]
     epoch_filter = ""
     if epochs is not None:
         epoch_filter = "AND list_contains(?::INTEGER[], epoch)"
@@ -224,13 +254,13 @@ def cue_conflict_decisions(
         db,
         f"""SELECT epoch, image, shape_class, texture_class, decision, {_CUE} AS cue,
                    shape_score, texture_score, shape_score - texture_score AS margin
-            FROM cue_conflict_decisions WHERE run = ? AND protocol = ? {epoch_filter}
+            FROM cue_conflict_decisions WHERE run = ? AND setting = ? AND protocol = ? {epoch_filter}
             ORDER BY epoch, image""",
         params,
     )
 
 
-def shape_bias_by_class(db: str | Path, run: str, protocol: str, epoch: int) -> pd.DataFrame:
+def shape_bias_by_class(db: str | Path, run: str, setting: str, protocol: str, epoch: int) -> pd.DataFrame:
     """Shape bias per shape class recomputed from the stored decisions, plus an ``'all'`` row.
 
     Same rule as the human table: same-class images dropped, answers that are neither cue ignored;
@@ -240,7 +270,8 @@ def shape_bias_by_class(db: str | Path, run: str, protocol: str, epoch: int) -> 
         db,
         f"""WITH counted AS (
                 SELECT shape_class, {_CUE} AS cue FROM cue_conflict_decisions
-                WHERE run = ? AND protocol = ? AND epoch = ? AND shape_class <> texture_class),
+                WHERE run = ? AND setting = ? AND protocol = ? AND epoch = ?
+                      AND shape_class <> texture_class),
             per_class AS (
                 SELECT coalesce(shape_class, 'all') AS shape_class,
                        count(*) FILTER (WHERE cue = 'shape') AS n_shape,
@@ -251,7 +282,7 @@ def shape_bias_by_class(db: str | Path, run: str, protocol: str, epoch: int) -> 
                    n_shape / nullif(n_shape + n_texture, 0) AS shape_bias
             FROM per_class WHERE n_images > 0
             ORDER BY shape_class = 'all', shape_class""",
-        [run, protocol, int(epoch)],
+        [run, setting, protocol, int(epoch)],
     )
 
 
@@ -264,14 +295,15 @@ def human_shape_bias(db: str | Path) -> pd.DataFrame:
     )
 
 
-def image_history(db: str | Path, run: str, protocol: str, image: str) -> pd.DataFrame:
+def image_history(db: str | Path, run: str, setting: str, protocol: str, image: str) -> pd.DataFrame:
     """One cue-conflict image over all epochs of a run: decision, cue, scores and margin."""
     return query(
         db,
         f"""SELECT epoch, decision, {_CUE} AS cue, shape_score, texture_score,
                    shape_score - texture_score AS margin
-            FROM cue_conflict_decisions WHERE run = ? AND protocol = ? AND image = ? ORDER BY epoch""",
-        [run, protocol, image],
+            FROM cue_conflict_decisions WHERE run = ? AND setting = ? AND protocol = ? AND image = ?
+            ORDER BY epoch""",
+        [run, setting, protocol, image],
     )
 
 
@@ -279,33 +311,35 @@ def image_history(db: str | Path, run: str, protocol: str, image: str) -> pd.Dat
 
 
 def entropy_index(db: str | Path) -> pd.DataFrame:
-    """Which (run, dataset, epoch, tau) have per-image entropies."""
+    """Which (run, setting, dataset, epoch, tau) have per-image entropies."""
     return query(
-        db, "SELECT DISTINCT run, dataset, epoch, tau FROM entropies ORDER BY run, dataset, epoch, tau"
+        db,
+        "SELECT DISTINCT run, setting, dataset, epoch, tau FROM entropies "
+        "ORDER BY run, setting, dataset, epoch, tau",
     )
 
 
 def entropy_values(
-    db: str | Path, run: str, dataset: str, epochs: Sequence[int], taus: Sequence[float]
+    db: str | Path, run: str, setting: str, dataset: str, epochs: Sequence[int], taus: Sequence[float]
 ) -> pd.DataFrame:
     """Per-image entropies (epoch, tau, image_index, entropy) for the chosen epochs and temperatures."""
     return query(
         db,
         """SELECT epoch, tau, image_index, entropy FROM entropies
-           WHERE run = ? AND dataset = ? AND list_contains(?::INTEGER[], epoch)
+           WHERE run = ? AND setting = ? AND dataset = ? AND list_contains(?::INTEGER[], epoch)
                  AND list_contains(?::DOUBLE[], tau)
            ORDER BY epoch, tau, image_index""",
-        [run, dataset, [int(e) for e in epochs], [float(t) for t in taus]],
+        [run, setting, dataset, [int(e) for e in epochs], [float(t) for t in taus]],
     )
 
 
-def mean_entropy_by_epoch(db: str | Path, run: str, dataset: str) -> pd.DataFrame:
+def mean_entropy_by_epoch(db: str | Path, run: str, setting: str, dataset: str) -> pd.DataFrame:
     """Mean per-image entropy (and image count) per (epoch, tau)."""
     return query(
         db,
         """SELECT epoch, tau, avg(entropy) AS mean_entropy, count(*) AS n_images FROM entropies
-           WHERE run = ? AND dataset = ? GROUP BY epoch, tau ORDER BY tau, epoch""",
-        [run, dataset],
+           WHERE run = ? AND setting = ? AND dataset = ? GROUP BY epoch, tau ORDER BY tau, epoch""",
+        [run, setting, dataset],
     )
 
 
@@ -314,7 +348,7 @@ def prompt_count(db: str | Path) -> int:
     return int(query(db, "SELECT count(*) AS k FROM class_agnostic_prompts")["k"].iloc[0])
 
 
-def tau_sweep(db: str | Path, run: str, dataset: str = "cifar10") -> pd.DataFrame:
+def tau_sweep(db: str | Path, run: str, setting: str, dataset: str = "cifar10") -> pd.DataFrame:
     """The stored τ sweep of a run: (epoch, metric, mode, tau, value) for ``ca_acc1`` and ``mean_entropy``.
 
     ``mode`` is the probe's C setting for ``ca_acc1`` ('fixed' or 'cv') and '' for ``mean_entropy``.
@@ -322,9 +356,9 @@ def tau_sweep(db: str | Path, run: str, dataset: str = "cifar10") -> pd.DataFram
     frame = query(
         db,
         """SELECT epoch, metric, variant, value FROM metrics
-           WHERE run = ? AND dataset = ? AND metric IN ('ca_acc1', 'mean_entropy') AND variant LIKE '%tau=%'
+           WHERE run = ? AND setting = ? AND dataset = ? AND metric IN ('ca_acc1', 'mean_entropy')
            ORDER BY metric, variant, epoch""",
-        [run, dataset],
+        [run, setting, dataset],
     )
     params = [parse_variant(v) for v in frame["variant"]]
     frame["mode"] = [p.get("C", "") for p in params]
@@ -332,26 +366,29 @@ def tau_sweep(db: str | Path, run: str, dataset: str = "cifar10") -> pd.DataFram
     return frame[["epoch", "metric", "mode", "tau", "value"]]
 
 
-def tuned_C(db: str | Path, run: str, dataset: str = "cifar10") -> pd.DataFrame:
-    """The C that cross-validation chose for the class-agnostic probe, per (epoch, tau) of a run."""
+def tuned_C(db: str | Path, run: str, setting: str, dataset: str = "cifar10") -> pd.DataFrame:
+    """The C that cross-validation chose for the class-agnostic probe per (epoch, tau) of a run, and
+    whether it lies at the edge of the grid searched (``at_edge``, stored as ``ca_C_at_edge``)."""
     frame = query(
         db,
-        "SELECT epoch, variant, value AS C FROM metrics WHERE run = ? AND dataset = ? AND metric = 'ca_C' "
-        "ORDER BY epoch, variant",
-        [run, dataset],
+        """SELECT epoch, variant, max(value) FILTER (WHERE metric = 'ca_C') AS C,
+                  max(value) FILTER (WHERE metric = 'ca_C_at_edge') AS at_edge
+           FROM metrics WHERE run = ? AND setting = ? AND dataset = ? AND metric IN ('ca_C', 'ca_C_at_edge')
+           GROUP BY epoch, variant ORDER BY epoch, variant""",
+        [run, setting, dataset],
     )
     frame = frame[frame["variant"].map(lambda variant: variant_matches(variant, "C=cv;tau=*"))]
     frame["tau"] = [float(parse_variant(v)["tau"]) for v in frame["variant"]]
-    return frame[["epoch", "tau", "C"]].reset_index(drop=True)
+    return frame[["epoch", "tau", "C", "at_edge"]].reset_index(drop=True)
 
 
 def class_agnostic_index(db: str | Path) -> pd.DataFrame:
-    """Which (run, dataset, epoch) have stored class-agnostic cosines (train and test rows counted)."""
+    """Which (run, setting, dataset, epoch) have stored class-agnostic cosines (train and test counted)."""
     return query(
         db,
-        """SELECT run, dataset, epoch, count(*) FILTER (WHERE split = 'train') AS n_train,
+        """SELECT run, setting, dataset, epoch, count(*) FILTER (WHERE split = 'train') AS n_train,
                   count(*) FILTER (WHERE split = 'test') AS n_test
-           FROM class_agnostic_features GROUP BY run, dataset, epoch ORDER BY run, dataset, epoch""",
+           FROM class_agnostic_features GROUP BY ALL ORDER BY run, setting, dataset, epoch""",
     )
 
 
@@ -365,13 +402,15 @@ class CosineSplits:
     test_y: np.ndarray
 
 
-def class_agnostic_features(db: str | Path, run: str, epoch: int, dataset: str = "cifar10") -> CosineSplits:
+def class_agnostic_features(
+    db: str | Path, run: str, setting: str, epoch: int, dataset: str = "cifar10"
+) -> CosineSplits:
     """The train/test cosine matrices (images × prompts, in prompt order) and labels of one checkpoint."""
     frame = query(
         db,
         """SELECT split, label, cosines FROM class_agnostic_features
-           WHERE run = ? AND epoch = ? AND dataset = ? ORDER BY split, image_index""",
-        [run, int(epoch), dataset],
+           WHERE run = ? AND setting = ? AND epoch = ? AND dataset = ? ORDER BY split, image_index""",
+        [run, setting, int(epoch), dataset],
     )
 
     def split(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -397,15 +436,17 @@ def classnames(db: str | Path, dataset: str) -> list[str]:
 def checkpoint_files(db: str | Path) -> pd.DataFrame:
     """Checkpoints stored with a file path (run, epoch, path, arch, template_sets), by run and epoch.
 
-    ``template_sets``: the sorted template sets of the checkpoint's cue-conflict results (empty without).
+    ``template_sets``: the sorted template sets of the checkpoint's stored cue-conflict settings (empty
+    without cue-conflict results, or with settings stored before schema 3 that named none).
     """
     frame = query(
         db,
         "SELECT c.run, c.epoch, c.path, r.arch, "
-        "  coalesce(list_sort(list(DISTINCT regexp_extract(m.variant, '(^|;)templates=([^;]+)', 2)) "
-        "    FILTER (WHERE m.variant IS NOT NULL)), []) AS template_sets "
+        "  coalesce(list_sort(list(DISTINCT s.settings->>'templates') "
+        "    FILTER (WHERE s.settings->>'templates' IS NOT NULL)), []) AS template_sets "
         "FROM checkpoints c JOIN runs r USING (run) "
-        "LEFT JOIN metrics m ON m.run = c.run AND m.epoch = c.epoch AND m.dataset = 'cue-conflict' "
+        "LEFT JOIN evaluations e ON e.run = c.run AND e.epoch = c.epoch AND e.eval = 'cue_conflict' "
+        "LEFT JOIN evaluation_settings s ON s.setting = e.setting "
         "WHERE c.path IS NOT NULL GROUP BY ALL ORDER BY c.run, c.epoch",
     )
     frame["template_sets"] = frame["template_sets"].map(lambda sets: tuple(s for s in sets if s))

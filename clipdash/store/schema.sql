@@ -1,18 +1,25 @@
--- clipdash results database, schema version 2 (migrations from older versions: migrate.py). A public contract: users query these tables with SQL.
--- Long format throughout: one row per number (metrics) or per image (decisions, entropies, features).
+-- clipdash results database, schema version 3 (migrations from older versions: migrate.py). A public contract: users query these tables with SQL.
+-- Long format throughout: one row per number (metrics) or per item (the measurements' per-item tables).
 -- epoch = -1 marks a model that is not part of a training trajectory (a pretrained tag, a lone file).
+-- Every number carries `setting`: the id of the settings it was made with (evaluation_settings).
+-- The per-item tables (zeroshot_predictions, noise_predictions, tid2013_pairs, livec_scores,
+-- cue_conflict_decisions, probe_predictions, image_embeddings, entropies, class_agnostic_features, ...)
+-- are declared by the measurement modules (clipdash/measurements/) and created from there.
 
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS runs (
-    run          VARCHAR PRIMARY KEY,  -- 'ViT-B-32:openai', a training directory's name, or --run-name
-    model_spec   VARCHAR NOT NULL,     -- the spec string as given on the command line
-    arch         VARCHAR NOT NULL,     -- open_clip architecture name
-    source       VARCHAR NOT NULL,     -- 'pretrained', 'file' or 'directory'
-    created_at   TIMESTAMP NOT NULL,
-    source_path  VARCHAR,              -- the run folder or checkpoint file (absolute); NULL for a pretrained tag
-    n_params     BIGINT,               -- parameters of the evaluated model (both towers); NULL when unknown
-    params       JSON                  -- the run's params.txt as an object (open_clip training runs); NULL if none
+    run             VARCHAR PRIMARY KEY,  -- the run's name in this database: a folder's name, ARCH:TAG, or --run-name
+    run_id          VARCHAR NOT NULL,     -- a UUID given at the run's first write: its identity across databases
+    model_spec      VARCHAR NOT NULL,     -- the spec string as given on the command line
+    arch            VARCHAR NOT NULL,     -- open_clip architecture name
+    source          VARCHAR NOT NULL,     -- 'pretrained', 'file' or 'directory'
+    created_at      TIMESTAMP NOT NULL,
+    source_path     VARCHAR,              -- the run folder or checkpoint file (absolute); NULL for a pretrained tag
+    n_params        BIGINT,               -- parameters of the evaluated model (both towers); NULL when unknown
+    params          JSON,                 -- the run's params.txt as an object (open_clip training runs); NULL if none
+    pretrained_tag  VARCHAR,              -- the open_clip pretrained tag; NULL for files and folders
+    training_data   VARCHAR               -- what it was trained on, as its source says (tag, train_data or source)
 );
 
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -23,78 +30,41 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (run, epoch)
 );
 
--- Which (checkpoint, evaluation) pairs are complete: resume is a query on this table.
-CREATE TABLE IF NOT EXISTS evaluations (
-    run          VARCHAR NOT NULL,
-    epoch        INTEGER NOT NULL,
-    eval         VARCHAR NOT NULL,     -- zeroshot, noise, tid2013, livec, cue_conflict, probe, class_agnostic
-    seconds      DOUBLE NOT NULL,
-    finished_at  TIMESTAMP NOT NULL,
-    PRIMARY KEY (run, epoch, eval)
+-- The settings that change a measurement's numbers: its own parameters (templates, seeds, split sizes,
+-- solvers, grids, prompts) and the engine's (precision, device, decoder, limit, subset, data fingerprint,
+-- revision). Query them with JSON operators: settings->>'templates', settings->>'precision'.
+CREATE TABLE IF NOT EXISTS evaluation_settings (
+    setting   VARCHAR PRIMARY KEY,      -- 16 hex digits of SHA-256 over (eval, canonical settings JSON)
+    eval      VARCHAR NOT NULL,
+    settings  JSON NOT NULL
 );
 
+-- Which (checkpoint, measurement, setting) triples are complete: resume is a query on this table.
+CREATE TABLE IF NOT EXISTS evaluations (
+    run               VARCHAR NOT NULL,
+    epoch             INTEGER NOT NULL,
+    eval              VARCHAR NOT NULL,  -- zeroshot, noise, tid2013, livec, cue_conflict, probe, class_agnostic, ...
+    setting           VARCHAR NOT NULL,
+    seconds           DOUBLE NOT NULL,
+    finished_at       TIMESTAMP NOT NULL,
+    clipdash_version  VARCHAR,          -- recorded, not compared (a change that moves numbers bumps a revision)
+    PRIMARY KEY (run, epoch, eval, setting)
+);
+
+-- Unique per (run, epoch, metric, dataset, variant, setting); kept unique by the writer (no index).
 CREATE TABLE IF NOT EXISTS metrics (
     run      VARCHAR NOT NULL,
     epoch    INTEGER NOT NULL,
+    setting  VARCHAR NOT NULL,
     metric   VARCHAR NOT NULL,         -- acc1, acc5, noise_drop, srcc, plcc, texture_bias, shape_bias, lp_acc1, ...
     dataset  VARCHAR NOT NULL,         -- cifar10, cifar10-c/gaussian_noise, tid2013, livec, cue-conflict, ...
-    variant  VARCHAR NOT NULL,         -- 'key=value;key=value' (templates, severity, tau, classifier, ...), '' if none
-    value    DOUBLE,                   -- NaN/NULL when undefined (e.g. a correlation of constant scores)
-    PRIMARY KEY (run, epoch, metric, dataset, variant)
-);
-
--- Unique per (run, epoch, protocol, image); kept unique by the writer (no index: these tables hold most rows).
-CREATE TABLE IF NOT EXISTS cue_conflict_decisions (
-    run            VARCHAR NOT NULL,
-    epoch          INTEGER NOT NULL,
-    protocol       VARCHAR NOT NULL,   -- two_prompt, sixteen_class, imagenet_mean
-    image          VARCHAR NOT NULL,   -- '<shape>/<file>.png' relative to the stimuli folder
-    shape_class    VARCHAR NOT NULL,
-    texture_class  VARCHAR NOT NULL,
-    decision       VARCHAR NOT NULL,   -- the chosen class (16-way protocols) or the winning cue's class
-    shape_score    DOUBLE NOT NULL,    -- cosine (two_prompt) or probability (16-way) of the shape class
-    texture_score  DOUBLE NOT NULL
-);
-
--- Per-image entropy of softmax(cos/tau) over the class-agnostic prompts, for histograms.
--- Unique per (run, epoch, dataset, tau, image_index); kept unique by the writer (no index: these tables hold most rows).
-CREATE TABLE IF NOT EXISTS entropies (
-    run          VARCHAR NOT NULL,
-    epoch        INTEGER NOT NULL,
-    dataset      VARCHAR NOT NULL,
-    tau          DOUBLE NOT NULL,
-    image_index  INTEGER NOT NULL,
-    entropy      DOUBLE NOT NULL
-);
-
--- Raw cosine(image, generic prompt) per image, so the app can retrain the class-agnostic probe at any tau.
--- Unique per (run, epoch, dataset, split, image_index); kept unique by the writer (no index: these tables hold most rows).
-CREATE TABLE IF NOT EXISTS class_agnostic_features (
-    run          VARCHAR NOT NULL,
-    epoch        INTEGER NOT NULL,
-    dataset      VARCHAR NOT NULL,
-    split        VARCHAR NOT NULL,     -- train, test
-    image_index  INTEGER NOT NULL,
-    label        INTEGER NOT NULL,
-    cosines      FLOAT[] NOT NULL,     -- one per prompt, in class_agnostic_prompts order
-    PRIMARY KEY (run, epoch, dataset, split, image_index)
+    variant  VARCHAR NOT NULL,         -- the sub-series, 'key=value;...' sorted (severity, protocol, class, tau, C, classifier, distortion); '' if none
+    value    DOUBLE                    -- NaN/NULL when undefined (e.g. a correlation of constant scores)
 );
 
 CREATE TABLE IF NOT EXISTS class_agnostic_prompts (
     prompt_index  INTEGER PRIMARY KEY,
     prompt        VARCHAR NOT NULL
-);
-
--- L2-normalised image embeddings of a small probe split, for interactive linear probes.
--- Unique per (run, epoch, dataset, split, image_index); kept unique by the writer (no index: these tables hold most rows).
-CREATE TABLE IF NOT EXISTS image_embeddings (
-    run          VARCHAR NOT NULL,
-    epoch        INTEGER NOT NULL,
-    dataset      VARCHAR NOT NULL,
-    split        VARCHAR NOT NULL,
-    image_index  INTEGER NOT NULL,
-    label        INTEGER NOT NULL,
-    embedding    FLOAT[] NOT NULL
 );
 
 -- Human baseline (Geirhos et al. 2019 cue-conflict trials), per subject and shape class.
@@ -107,7 +77,7 @@ CREATE TABLE IF NOT EXISTS human_shape_bias (
     PRIMARY KEY (subject, shape_class)
 );
 
--- Class names per dataset, so labels in the per-image tables can be named without the dataset at hand.
+-- Class names per dataset, so labels in the per-item tables can be named without the dataset at hand.
 CREATE TABLE IF NOT EXISTS classnames (
     dataset      VARCHAR NOT NULL,
     label        INTEGER NOT NULL,

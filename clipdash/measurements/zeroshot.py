@@ -1,0 +1,88 @@
+"""Zero-shot classification (CLIP_benchmark's ``acc1``, ``acc5``, ``mean_per_class_recall``) on every
+labelled test set asked for, with per-image predictions in ``zeroshot_predictions``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from clipdash.measurements import Measurement, ReferenceRule, Series
+from clipdash.measurements.common import (
+    CIFAR10_FOLDERS,
+    PREDICTION_COLUMNS,
+    Rows,
+    metric_rows,
+    prediction_rows,
+)
+from clipdash.measurements.table import Table
+
+
+@dataclass(frozen=True)
+class ZeroShotParams:
+    templates: str  # clip (the dataset's CLIP ensemble), seed or photo
+    datasets: tuple[str, ...]
+
+
+def compute(ctx, params: ZeroShotParams):
+    from clipdash.evals.zeroshot import outcome_metrics
+    from clipdash.store import EvalResult
+
+    rows: Rows = []
+    frames = []
+    for name in params.datasets:
+        data = ctx.inputs.labeled(name)
+        outcomes = ctx.zero_shot_outcomes(name, data)
+        values = outcome_metrics(
+            outcomes["top1"], outcomes["top5"], outcomes["prediction"], data.labels, len(data.classnames)
+        )
+        rows += metric_rows({**values, "n_images": len(data)}, name)
+        frames.append(prediction_rows(outcomes, dataset=name))
+    return EvalResult("zeroshot", 0.0, rows, {"zeroshot_predictions": pd.concat(frames)})
+
+
+def data_folders(config) -> tuple[str, ...]:
+    folders = {"cifar10": CIFAR10_FOLDERS, "cifar100": ("cifar100", "cifar-100-python")}
+    return tuple(f for name in config.zeroshot_names for f in folders.get(name, (name,)))
+
+
+MEASUREMENT = Measurement(
+    name="zeroshot",
+    description="zero-shot top-1/top-5 and mean per-class recall with the chosen prompt templates",
+    params=lambda config: ZeroShotParams(config.templates, tuple(config.zeroshot_names)),
+    image_sets=lambda inputs: tuple(inputs.zeroshot_names),
+    data_folders=data_folders,
+    compute=compute,
+    tables=(
+        Table(
+            "zeroshot_predictions",
+            "one test image of one dataset",
+            (("dataset", "VARCHAR"),) + PREDICTION_COLUMNS,
+        ),
+    ),
+    series=(
+        Series(
+            "acc1",
+            "cifar10",
+            "",
+            "zero-shot accuracy (CIFAR-10)",
+            summary="acc1",
+            default_rank=0,
+            paper_name="accuracy",
+            references=(ReferenceRule("zeroshot_top1", "cifar10"),),
+        ),
+        Series(
+            "acc1",
+            "cifar100",
+            "",
+            "zero-shot accuracy (CIFAR-100)",
+            references=(ReferenceRule("zeroshot_top1", "cifar100"),),
+        ),
+        Series("acc1", "imagenette", "", "zero-shot accuracy (Imagenette)"),
+    ),
+    titles={
+        "acc1": "Zero-shot top-1 accuracy",
+        "acc5": "Zero-shot top-5 accuracy",
+        "mean_per_class_recall": "Mean per-class recall",
+    },
+)

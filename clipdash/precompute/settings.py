@@ -1,0 +1,71 @@
+"""The settings stored beside every number: what changes a measurement's results, and their id.
+
+A setting is a measurement's own parameters (its params dataclass) plus what the engine does to every
+measurement: precision, device type, image decoder, ``--limit`` and how the subset is drawn, a
+fingerprint of the data files read and the measurement's ``revision``. Its id is 16 hex digits of
+SHA-256 over (measurement, canonical JSON), so resume is "is (checkpoint, setting id) stored?", and a
+rerun with other settings adds rows beside the old ones instead of skipping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from clipdash.data.fingerprint import data_fingerprint
+from clipdash.measurements import Measurement, get_measurement
+from clipdash.precompute.config import EngineConfig
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One measurement's stored settings: ``id`` keys the rows, ``values`` is the JSON stored with them."""
+
+    id: str
+    eval: str
+    values: dict[str, Any]
+
+    def to_json(self) -> str:
+        return canonical_json(self.values)
+
+
+def canonical_json(values: dict[str, Any]) -> str:
+    """Sorted keys, no whitespace: the same settings always give the same text (and id)."""
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def setting_id(eval_name: str, values: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json({"eval": eval_name, "settings": values}).encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that a setting read back from JSON compares equal to the one written."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def measurement_setting(measurement: Measurement, config: EngineConfig) -> Setting:
+    """The setting ``config`` gives ``measurement`` on the data under ``config.data_root``."""
+    values = {
+        **dataclasses.asdict(measurement.params(config)),
+        "precision": config.precision,
+        "device": config.torch_device.type,
+        "decoder": config.decoder,
+        "limit": config.limit,
+        "subset": "class_balanced" if config.limit is not None else "all",
+        "data": data_fingerprint(config.data_root, measurement.data_folders(config)),
+        "revision": measurement.revision,
+    }
+    values = _plain(values)
+    return Setting(setting_id(measurement.name, values), measurement.name, values)
+
+
+def job_settings(config: EngineConfig) -> dict[str, Setting]:
+    """eval name -> its setting, for every measurement the job runs."""
+    return {name: measurement_setting(get_measurement(name), config) for name in config.evals}
