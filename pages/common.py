@@ -2,8 +2,8 @@
 
 The database is chosen in the sidebar (``app.py``) and validated here: only existing ``.duckdb`` files
 inside the allowed folders are ever opened, always read-only and per query through ``clipdash.store``.
-Query results are cached per (path, modification time), so a precompute swapping in a new file shows up
-on the next rerun.
+Query results are cached per (path, modification time), so a checkpoint a precompute writes into the file
+shows up on the next rerun.
 """
 
 from __future__ import annotations

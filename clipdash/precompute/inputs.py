@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from clipdash.data.cifar import RELEASES, load_cifar, load_cifar_release
 from clipdash.data.cue_conflict import CueConflict, load_cue_conflict
 from clipdash.data.decode import decode_images
-from clipdash.data.noise import load_gaussian_noise, release_path
+from clipdash.data.noise import SEVERITIES, load_gaussian_noise, release_path
 from clipdash.data.prompts import load_prompts
 from clipdash.data.quality import QualityImages
 from clipdash.data.registry import load_dataset
@@ -227,24 +228,29 @@ class RunInputs:
     def _resident(self) -> DevicePixels:
         return DevicePixels(self.device)
 
+    def image_sources(self) -> dict[str, Callable[[], list[Path] | np.ndarray]]:
+        """Every image-set key the measurements can name, and how its images are found (files are decoded
+        at the model's input size, arrays are used as they are): the one place that maps keys to data."""
+        labeled = dict.fromkeys(("cifar10", *self.zeroshot_names))  # cifar10: the probes' test set too
+        return {
+            **{name: functools.partial(lambda n: self.labeled(n).images, name) for name in labeled},
+            "cifar10/probe_train": lambda: self.probe_train.images,
+            NOISE_CLEAN_RELEASE: lambda: self.noise_clean.images,
+            **{
+                f"cifar10-c/gaussian_noise/{s}": functools.partial(lambda s: self.noisy[s].images, s)
+                for s in SEVERITIES
+            },
+            "cue-conflict": lambda: self.cue_conflict.paths,
+            "tid2013/reference": lambda: self.tid2013.reference_paths,
+            "tid2013/distorted": lambda: self.tid2013.distorted_paths,
+            "livec": lambda: self.livec.paths,
+        }
+
     def _load_pixels(self, key: str) -> np.ndarray:
-        if key in self.zeroshot_names:
-            return self._as_pixels(self.labeled(key).images, key)
-        if key == "cifar10/probe_train":
-            return self._as_pixels(self.probe_train.images, key)
-        if key == NOISE_CLEAN_RELEASE:
-            return self.noise_clean.images
-        if key.startswith("cifar10-c/gaussian_noise/"):
-            return self.noisy[int(key.rsplit("/", 1)[1])].images
-        if key == "cue-conflict":
-            return self._as_pixels(self.cue_conflict.paths, key)
-        if key == "tid2013/reference":
-            return self._as_pixels(self.tid2013.reference_paths, key)
-        if key == "tid2013/distorted":
-            return self._as_pixels(self.tid2013.distorted_paths, key)
-        if key == "livec":
-            return self._as_pixels(self.livec.paths, key)
-        raise KeyError(f"unknown image set {key!r}")
+        sources = self.image_sources()
+        if key not in sources:
+            raise KeyError(f"unknown image set {key!r}; known: {', '.join(sources)}")
+        return self._as_pixels(sources[key](), key)
 
     def _as_pixels(self, images: list[Path] | np.ndarray, key: str) -> np.ndarray:
         if isinstance(images, np.ndarray):

@@ -1,8 +1,8 @@
 """Schema migrations: bring a results database of an older version to the current one, keeping a backup.
 
 ``MIGRATIONS[v]`` takes a database at version v to v + 1. ``ResultWriter`` applies them in order, in one
-transaction on a copy of the file that it swaps in as it does a checkpoint's rows, after saving the
-original as ``<name>.v<old>.bak``; a failure leaves the database as it was. The precompute upgrades a
+transaction on the file, after saving the original as ``<name>.v<old>.bak``; a failure rolls back and
+leaves the database as it was. The precompute upgrades a
 database before it writes to it; the dashboard opens databases read-only, so it names the command
 ``python -m clipdash.store.migrate`` (``clipdash/store/migrate.py``) instead.
 """

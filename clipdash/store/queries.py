@@ -1,7 +1,7 @@
 """Named read-only queries on a results database (the app and the CLI summary use these, never raw SQL).
 
 Every function takes the database path first and opens it read-only for that one query, so a precompute
-swapping in a new file is never blocked and the next call sees the new results.
+writing a checkpoint into the file waits at most for that query, and the next call sees the new results.
 """
 
 from __future__ import annotations
