@@ -54,10 +54,11 @@ def default_settings(db: str | Path) -> pd.DataFrame:
     summary show unless told otherwise."""
     return query(
         db,
-        """SELECT run, eval, arg_max(setting, n) AS setting FROM (
-               SELECT run, eval, setting, count(DISTINCT epoch) * 1e9 - min(epoch(finished_at)) AS n
-               FROM evaluations GROUP BY ALL)
-           GROUP BY run, eval ORDER BY run, eval""",
+        """SELECT run, eval, setting FROM (
+               SELECT run, eval, setting, row_number() OVER (PARTITION BY run, eval
+                   ORDER BY count(DISTINCT epoch) DESC, min(finished_at), setting) AS rank
+               FROM evaluations GROUP BY run, eval, setting)
+           WHERE rank = 1 ORDER BY run, eval""",
     )
 
 
