@@ -138,6 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--noise-seed", type=non_negative, default=0)
     parser.add_argument("--download", action="store_true", help="download missing datasets when online")
     parser.add_argument(
+        "--backend",
+        default="in-process",
+        choices=("in-process", "ray"),
+        help="in-process (default) or ray: one Ray task per checkpoint, this process writing the results",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="an existing Ray cluster (default: start a local one on this machine)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive,
+        default=None,
+        help="torch intra-op threads (in-process: this process; ray: each task's CPUs; default: torch's "
+        "choice in-process, 1 per Ray task)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="evaluate again what is stored under the same settings, replacing those rows",
@@ -197,6 +216,20 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig:
     )
 
 
+def make_backend(args: argparse.Namespace) -> Backend:
+    """The backend the command line asks for (Ray is imported only for ``--backend ray``)."""
+    threads = getattr(args, "threads", None)
+    if getattr(args, "backend", "in-process") == "ray":
+        from clipdash.precompute.ray_backend import RayBackend
+
+        backend = RayBackend(args.ray_address, threads or 1, args.model_config)
+        log.info("Ray cluster: %s", backend.resources())
+        return backend
+    if threads:
+        torch.set_num_threads(threads)
+    return InProcessBackend()
+
+
 class Job:
     """One precompute invocation: plan each run against the store, execute it on a backend, write results."""
 
@@ -206,7 +239,7 @@ class Job:
         self.config = config_from_args(args)
         self.specs = list(args.model)
         self.run_name = args.run_name.strip() if args.run_name else None
-        self.backend = backend or InProcessBackend()
+        self.backend = backend or make_backend(args)
         self.force = bool(getattr(args, "force", False))
         self.settings = job_settings(self.config)  # eval -> the setting its results are stored under
         sensitive = [e for e in self.config.evals if get_measurement(e).bf16_sensitive]
