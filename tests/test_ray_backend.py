@@ -3,7 +3,12 @@ corrupt checkpoint among good ones reported as in-process (issue 12)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from conftest import cli_args
@@ -54,3 +59,42 @@ def test_a_corrupt_checkpoint_is_reported_and_the_others_are_stored(
     assert "tinyrun epoch 1" in capsys.readouterr().err
     stored = query(db, "SELECT DISTINCT epoch FROM evaluations ORDER BY epoch")["epoch"].tolist()
     assert stored == [0, 2]  # the tiny test architecture reached the workers through --model-config
+
+
+def _kill_the_first_busy_worker(killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL the first Ray worker process found running a task (its title names the task), once."""
+    while not stop.is_set() and not killed:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title.startswith(b"ray::evaluate_in_worker"):
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.02)
+
+
+def test_a_worker_killed_while_it_holds_a_task_loses_nothing_and_writes_nothing_twice(
+    local_cluster, tmp_path, tiny_run, shared_data
+):
+    db = tmp_path / "results.duckdb"
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_the_first_busy_worker, args=(killed, stop))
+    killer.start()
+    try:
+        assert (
+            main(cli_args(tiny_run, shared_data, db, "--evals", "zeroshot,tid2013", "--backend", "ray")) == 0
+        )
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was caught running a task"
+    counts = query(db, "SELECT epoch, eval, count(*) n FROM evaluations GROUP BY ALL ORDER BY ALL")
+    assert counts["epoch"].tolist() == [0, 0, 1, 1, 2, 2] and set(counts["n"]) == {1}
+    per_item = query(db, "SELECT epoch, count(*) n FROM tid2013_pairs GROUP BY epoch ORDER BY epoch")
+    assert per_item["n"].tolist() == [7, 7, 7]  # each checkpoint's pairs once, not once per attempt
