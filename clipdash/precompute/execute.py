@@ -150,18 +150,27 @@ class RunExecutor:
         settings: Mapping[str, Setting],
         inputs_by_size: dict[int, RunInputs],
         replace: bool = False,
+        models: dict[tuple, LoadedModel] | None = None,
+        text_encoders: dict[str, TextEncoder] | None = None,
     ):
         self.spec = parse_model_spec(spec_text)
         self.config = config
         self.settings = settings  # eval name -> the setting its results are stored under
         self.replace = replace  # --force: the writer replaces stored rows of these settings
         self.inputs_by_size = inputs_by_size  # shared with other runs of the same input size
+        # A Ray worker passes its own, so its tasks build each architecture once and encode a locked text
+        # tower's prompts once (TextEncoder keys them by the tower's weights); in-process: one run's.
+        self.models = {} if models is None else models
+        self.text_encoders = {} if text_encoders is None else text_encoders
 
     def run(self, items: Sequence[WorkItem]) -> Iterator[Outcome]:
         """The outcomes of ``items`` as each is ready: skipped evaluations first, then one per checkpoint."""
         first = items[0].ref
-        loaded = create_architecture(first.arch, first.tag, device=self.config.device)
-        prepare_model(loaded, self.config.torch_device, self.config.precision)
+        key = (first.arch, first.tag, self.config.device, self.config.precision)
+        if key not in self.models:
+            self.models[key] = create_architecture(first.arch, first.tag, device=self.config.device)
+            prepare_model(self.models[key], self.config.torch_device, self.config.precision)
+        loaded = self.models[key]
         if loaded.image_size not in self.inputs_by_size:
             self.inputs_by_size[loaded.image_size] = run_inputs(self.config, loaded.image_size)
         inputs = self.inputs_by_size[loaded.image_size]
@@ -173,7 +182,9 @@ class RunExecutor:
                 yield SkippedEvaluation(first.run, name, problems[name])
         items = [WorkItem(item.ref, tuple(e for e in item.evals if e in usable)) for item in items]
         items = [item for item in items if item.evals]
-        text = TextEncoder(self.config.torch_device)
+        if self.config.device not in self.text_encoders:
+            self.text_encoders[self.config.device] = TextEncoder(self.config.torch_device)
+        text = self.text_encoders[self.config.device]
         shared = shared_tables(inputs, usable) if items else {}
         for item in tqdm(items, desc=self.spec.text, unit="ckpt"):
             try:

@@ -5,8 +5,9 @@ flight, and rerunning resumes from the store as with the in-process backend (the
 planner). A task asks for one GPU when the engine runs on CUDA, else ``threads`` CPUs, and sets torch's
 intra-op threads to that allotment (oversubscribed spinning threads cost more than they bring). Decoded
 images are shared on a node through the on-disk decoded cache (``--cache-dir``, node-local) and within a
-worker process through its inputs, which live as long as the worker; a failed task is retried by Ray up to
-``max_retries`` times, and a task's results are written only once it returned, so nothing is written twice.
+worker process, which also keeps each architecture and its text encoder between tasks. A failed task is
+retried by Ray up to ``max_retries`` times, and a task's results are written only once it returned, so
+nothing is written twice.
 Ray is optional (``requirements-ray.txt``): it is imported only when this backend is used.
 """
 
@@ -24,7 +25,11 @@ from clipdash.precompute.inputs import RunInputs
 from clipdash.precompute.plan import WorkItem
 from clipdash.precompute.settings import Setting
 
-_WORKER_INPUTS: dict[int, RunInputs] = {}  # decoded inputs of this worker process, by input size
+# What a worker process keeps between its tasks: decoded inputs by input size, built architectures, and
+# text encoders (a locked text tower's prompts are encoded once per worker, not once per task).
+_WORKER_INPUTS: dict[int, RunInputs] = {}
+_WORKER_MODELS: dict[tuple, object] = {}
+_WORKER_TEXT: dict[str, object] = {}
 
 
 def evaluate_in_worker(
@@ -45,7 +50,7 @@ def evaluate_in_worker(
     register_builtin_configs()
     for path in model_configs:
         register_model_config(path)
-    executor = RunExecutor(spec_text, config, settings, _WORKER_INPUTS, replace)
+    executor = RunExecutor(spec_text, config, settings, _WORKER_INPUTS, replace, _WORKER_MODELS, _WORKER_TEXT)
     return list(executor.run(items))
 
 
