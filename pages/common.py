@@ -23,7 +23,7 @@ import streamlit as st
 from clipdash import charts
 from clipdash.errors import ClipdashError, StoreError
 from clipdash.store import queries
-from clipdash.store.describe import describe_setting
+from clipdash.store.settings import describe_setting
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_DB = REPO / "data" / "clipdash.duckdb"

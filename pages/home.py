@@ -3,7 +3,7 @@
 import streamlit as st
 
 from clipdash.store import queries
-from clipdash.store.describe import describe_setting
+from clipdash.store.settings import describe_setting
 from pages.common import PRECOMPUTE, database, load
 
 st.title("clipdash")

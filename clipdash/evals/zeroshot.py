@@ -94,15 +94,16 @@ def zero_shot_outcomes(
     }
 
 
-def outcome_metrics(top1: Any, top5: Any, prediction: Any, label: Any, n_classes: int) -> dict[str, float]:
-    """``acc1``, ``acc5``, ``mean_per_class_recall`` from per-image outcomes (NaN for no images)."""
-    hits1, hits5 = as_numpy(top1, bool), as_numpy(top5, bool)
+def outcome_metrics(outcomes: dict[str, np.ndarray], n_classes: int) -> dict[str, float]:
+    """``acc1``, ``acc5``, ``mean_per_class_recall`` from ``zero_shot_outcomes``' per-image rows (NaN for
+    no images)."""
+    hits1, hits5 = as_numpy(outcomes["top1"], bool), as_numpy(outcomes["top5"], bool)
     if hits1.size == 0:
         return {"acc1": math.nan, "acc5": math.nan, "mean_per_class_recall": math.nan}
     return {
         "acc1": float(hits1.mean()),
         "acc5": float(hits5.mean()),
-        "mean_per_class_recall": mean_per_class_recall(prediction, label, n_classes),
+        "mean_per_class_recall": mean_per_class_recall(outcomes["prediction"], outcomes["label"], n_classes),
     }
 
 
@@ -110,11 +111,7 @@ def zero_shot_metrics(image_features: Any, classifier: Any, labels: Any) -> dict
     """``acc1``, ``acc5`` and ``mean_per_class_recall`` of logits = features @ classifier.
 
     Features are assumed L2-normalised (the classifier columns are, by construction), so the logits are
-    cosines; the logit scale does not change the ranking and is left out.
+    cosines; the logit scale does not change the ranking. The same path as the stored per-image rows.
     """
-    features = torch.as_tensor(as_numpy(image_features))
-    weights = torch.as_tensor(as_numpy(classifier))
-    logits = features @ weights
-    metrics = accuracy(logits, labels, topk=(1, 5))
-    metrics["mean_per_class_recall"] = mean_per_class_recall(logits.argmax(dim=1), labels, weights.shape[1])
-    return metrics
+    outcomes = zero_shot_outcomes(image_features, classifier, labels)
+    return outcome_metrics(outcomes, as_numpy(classifier).shape[1])

@@ -139,8 +139,3 @@ def summary_series() -> list[tuple[Measurement, Series]]:
 def metric_titles() -> dict[str, str]:
     """Panel titles per metric name, from every measurement."""
     return {metric: title for m in _registry().values() for metric, title in m.titles.items()}
-
-
-def measurement_of_table(table: str) -> Measurement | None:
-    """The measurement that writes per-item table ``table``."""
-    return next((m for m in _registry().values() if table in {t.name for t in m.tables}), None)

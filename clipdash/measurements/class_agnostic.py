@@ -12,7 +12,7 @@ import pandas as pd
 
 from clipdash.measurements import Measurement, Series
 from clipdash.measurements.common import CIFAR10_FOLDERS, Rows, metric_rows
-from clipdash.measurements.probe import feature_rows
+from clipdash.measurements.probe import feature_rows, feature_table
 from clipdash.measurements.table import Table
 
 
@@ -109,16 +109,10 @@ MEASUREMENT = Measurement(
             "the entropy of softmax(cos/τ) over the generic prompts of one test image at one τ",
             (("dataset", "VARCHAR"), ("tau", "DOUBLE"), ("image_index", "INTEGER"), ("entropy", "DOUBLE")),
         ),
-        Table(
+        feature_table(
             "class_agnostic_features",
             "cosine(image, generic prompt) of one probe image, in class_agnostic_prompts order",
-            (
-                ("dataset", "VARCHAR"),
-                ("split", "VARCHAR"),
-                ("image_index", "INTEGER"),
-                ("label", "INTEGER"),
-                ("cosines", "FLOAT[]"),
-            ),
+            "cosines",
         ),
     ),
     series=(

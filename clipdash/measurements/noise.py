@@ -41,9 +41,7 @@ def compute(ctx, params: NoiseParams):
     frames, accuracy = [], {}
     for severity, (key, data) in sets.items():
         outcomes = ctx.zero_shot_outcomes(key, data)
-        values = outcome_metrics(
-            outcomes["top1"], outcomes["top5"], outcomes["prediction"], data.labels, len(data.classnames)
-        )
+        values = outcome_metrics(outcomes, len(data.classnames))
         accuracy[severity] = values["acc1"]
         frames.append(prediction_rows(outcomes, severity=np.int8(severity)))
         if severity:

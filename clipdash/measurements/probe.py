@@ -44,6 +44,12 @@ def feature_rows(split: str, index: np.ndarray, labels: np.ndarray, vectors: np.
     )
 
 
+def feature_table(name: str, row: str, column: str) -> Table:
+    """The table ``feature_rows`` fills: per probe image, its split, index, label and a vector ``column``."""
+    keys = (("dataset", "VARCHAR"), ("split", "VARCHAR"), ("image_index", "INTEGER"), ("label", "INTEGER"))
+    return Table(name, row, (*keys, (column, "FLOAT[]")))
+
+
 def compute(ctx, params: ProbeParams):
     from clipdash.evals.linear_probe import prediction_metrics
     from clipdash.precompute.inputs import first_per_class
@@ -95,16 +101,10 @@ MEASUREMENT = Measurement(
                 ("prediction", "SMALLINT"),
             ),
         ),
-        Table(
+        feature_table(
             "image_embeddings",
             "the L2-normalised embedding of one probe image (a few per class), for interactive probes",
-            (
-                ("dataset", "VARCHAR"),
-                ("split", "VARCHAR"),
-                ("image_index", "INTEGER"),
-                ("label", "INTEGER"),
-                ("embedding", "FLOAT[]"),
-            ),
+            "embedding",
         ),
     ),
     series=(

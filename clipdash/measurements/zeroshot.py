@@ -33,9 +33,7 @@ def compute(ctx, params: ZeroShotParams):
     for name in params.datasets:
         data = ctx.inputs.labeled(name)
         outcomes = ctx.zero_shot_outcomes(name, data)
-        values = outcome_metrics(
-            outcomes["top1"], outcomes["top5"], outcomes["prediction"], data.labels, len(data.classnames)
-        )
+        values = outcome_metrics(outcomes, len(data.classnames))
         rows += metric_rows({**values, "n_images": len(data)}, name)
         frames.append(prediction_rows(outcomes, dataset=name))
     return EvalResult("zeroshot", 0.0, rows, {"zeroshot_predictions": pd.concat(frames)})

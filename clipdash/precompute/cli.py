@@ -33,8 +33,8 @@ from clipdash.precompute.inputs import SplitSizes
 from clipdash.precompute.plan import plan_run
 from clipdash.precompute.settings import job_settings
 from clipdash.store import ResultWriter
-from clipdash.store.describe import describe_setting
 from clipdash.store.queries import summary_table
+from clipdash.store.settings import describe_setting
 
 log = logging.getLogger("clipdash.precompute")
 

@@ -10,14 +10,13 @@ rerun with other settings adds rows beside the old ones instead of skipping.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from clipdash.data.fingerprint import data_fingerprint
 from clipdash.measurements import Measurement, get_measurement
 from clipdash.precompute.config import EngineConfig
+from clipdash.store.settings import canonical_json, setting_id
 
 
 @dataclass(frozen=True)
@@ -30,15 +29,6 @@ class Setting:
 
     def to_json(self) -> str:
         return canonical_json(self.values)
-
-
-def canonical_json(values: dict[str, Any]) -> str:
-    """Sorted keys, no whitespace: the same settings always give the same text (and id)."""
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
-
-
-def setting_id(eval_name: str, values: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json({"eval": eval_name, "settings": values}).encode()).hexdigest()[:16]
 
 
 def _plain(value: Any) -> Any:

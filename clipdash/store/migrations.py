@@ -57,7 +57,7 @@ def _record_settings(con: duckdb.DuckDBPyConnection) -> None:
     setting ``{"recorded": false, "templates": ...}``: readable and chosen like any other, never resumed
     over (a new job's settings differ). Per-item tables are rebuilt with the setting after (run, epoch).
     """
-    from clipdash.store.describe import legacy_setting
+    from clipdash.store.settings import legacy_setting
 
     con.execute(
         "CREATE TABLE evaluation_settings (setting VARCHAR PRIMARY KEY, eval VARCHAR NOT NULL, "

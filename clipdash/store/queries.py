@@ -15,18 +15,10 @@ import numpy as np
 import pandas as pd
 
 from clipdash.measurements import all_tables, default_curves, summary_series
-from clipdash.store.db import connect_read_only, damaged, parse_variant, variant_matches
+from clipdash.store.db import SCHEMA_TABLES, connect_read_only, damaged, parse_variant, variant_matches
 
 Series = tuple[str, str, str]  # (metric, dataset, variant): one stored curve
-CORE_TABLES = (
-    "runs",
-    "checkpoints",
-    "evaluation_settings",
-    "evaluations",
-    "metrics",
-    "human_shape_bias",
-    "classnames",
-)
+CORE_TABLES = tuple(t for t in SCHEMA_TABLES if t != "schema_version")  # read from schema.sql
 
 
 def default_curve_patterns() -> list[tuple[str, str, str]]:

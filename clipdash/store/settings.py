@@ -1,9 +1,22 @@
-"""Stored settings in words, for the dashboard's captions and the CLI summary."""
+"""Stored settings: their ids (one hashing scheme for new and migrated rows) and their description in words
+for the dashboard's captions and the CLI summary."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
+
+
+def canonical_json(values: dict[str, Any]) -> str:
+    """Sorted keys, no whitespace: the same settings always give the same text (and id)."""
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def setting_id(eval_name: str, values: dict[str, Any]) -> str:
+    """16 hex digits of SHA-256 over (measurement, canonical settings JSON)."""
+    return hashlib.sha256(canonical_json({"eval": eval_name, "settings": values}).encode()).hexdigest()[:16]
+
 
 ENGINE_KEYS = ("precision", "device", "decoder", "limit", "subset", "data", "revision")
 
@@ -35,10 +48,7 @@ def _short(value: Any) -> str:
 def legacy_setting(eval_name: str, templates: str | None) -> tuple[str, str]:
     """(id, JSON) of the setting given to rows stored before schema 3, which recorded no settings but the
     template set in their variants (schema 2 → 3 migration)."""
-    import hashlib
-
     values: dict[str, Any] = {"recorded": False}
     if templates:
         values["templates"] = templates
-    text = json.dumps({"eval": eval_name, "settings": values}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16], json.dumps(values, sort_keys=True)
+    return setting_id(eval_name, values), json.dumps(values, sort_keys=True)
