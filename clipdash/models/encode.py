@@ -12,6 +12,7 @@ and ``bf16`` casts the weights and runs under CPU bf16 autocast.
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -107,17 +108,35 @@ def encode_images(
     return torch.cat(out).cpu() if out else torch.empty(0)
 
 
+PooledKey = tuple[str, str]  # (fingerprint of the locked tower's weights, prompt)
+
+
+class SharedPooled(Protocol):
+    """Pooled outputs of a locked text tower shared between processes (the Ray backend keeps one per run).
+
+    ``claim`` returns the rows already computed and the keys the caller must now compute (claimed for it,
+    so no other process computes them too; it waits for keys claimed by another); ``give`` hands the
+    caller's computed rows back."""
+
+    def claim(self, keys: list[PooledKey]) -> tuple[dict[PooledKey, np.ndarray], list[PooledKey]]: ...
+
+    def give(self, rows: dict[PooledKey, np.ndarray]) -> None: ...
+
+
 class TextEncoder:
     """Encodes prompts per checkpoint; reuses a locked Hugging Face tower's pooled outputs across checkpoints.
 
     clipdash's own runs keep the MiniLM tower locked, so only its projection changes between epochs: the
     pooled outputs are cached under a fingerprint of the tower's weights and re-projected per checkpoint.
+    With ``shared``, prompts this process has not seen are taken from (or computed once for) other
+    processes of the same run.
     """
 
-    def __init__(self, device: torch.device, batch_size: int = 256):
+    def __init__(self, device: torch.device, batch_size: int = 256, shared: SharedPooled | None = None):
         self.device = device
         self.batch_size = batch_size
-        self._pooled: dict[tuple[str, str], torch.Tensor] = {}
+        self.shared = shared
+        self._pooled: dict[PooledKey, torch.Tensor] = {}
         self._fingerprint: str | None = None
 
     def start_checkpoint(self, loaded: LoadedModel) -> None:
@@ -145,6 +164,11 @@ class TextEncoder:
     def _hf_pooled(self, prompts: list[str]) -> torch.Tensor:
         text = self.loaded.model.text
         missing = [p for p in dict.fromkeys(prompts) if (self._fingerprint, p) not in self._pooled]
+        if missing and self.shared is not None:
+            found, mine = self.shared.claim([(self._fingerprint, p) for p in missing])
+            self._pooled.update({key: torch.from_numpy(row) for key, row in found.items()})
+            missing = [prompt for _, prompt in mine]
+        computed: dict[PooledKey, np.ndarray] = {}
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             tokens = trim_padding(self.loaded.tokenizer(chunk), text.config.pad_token_id).to(self.device)
@@ -153,6 +177,9 @@ class TextEncoder:
                 pooled = text.pooler(text.transformer(input_ids=tokens, attention_mask=mask), mask).float()
             for prompt, row in zip(chunk, pooled.cpu(), strict=True):
                 self._pooled[(self._fingerprint, prompt)] = row
+                computed[(self._fingerprint, prompt)] = row.numpy()
+        if computed and self.shared is not None:
+            self.shared.give(computed)
         return torch.stack([self._pooled[(self._fingerprint, p)] for p in prompts])
 
 

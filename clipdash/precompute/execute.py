@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from clipdash.errors import ClipdashError
 from clipdash.measurements import get_measurement
-from clipdash.models.encode import TextEncoder, prepare_model
+from clipdash.models.encode import SharedPooled, TextEncoder, prepare_model
 from clipdash.models.loading import LoadedModel, create_architecture, load_weights
 from clipdash.models.spec import parse_model_spec, read_params, run_folder
 from clipdash.precompute.cache import DecodedCache
@@ -152,6 +152,7 @@ class RunExecutor:
         replace: bool = False,
         models: dict[tuple, LoadedModel] | None = None,
         text_encoders: dict[str, TextEncoder] | None = None,
+        shared_text: SharedPooled | None = None,
     ):
         self.spec = parse_model_spec(spec_text)
         self.config = config
@@ -162,6 +163,7 @@ class RunExecutor:
         # tower's prompts once (TextEncoder keys them by the tower's weights); in-process: one run's.
         self.models = {} if models is None else models
         self.text_encoders = {} if text_encoders is None else text_encoders
+        self.shared_text = shared_text  # the Ray backend's: pooled prompt outputs computed once per run
 
     def run(self, items: Sequence[WorkItem]) -> Iterator[Outcome]:
         """The outcomes of ``items`` as each is ready: skipped evaluations first, then one per checkpoint."""
@@ -185,6 +187,7 @@ class RunExecutor:
         if self.config.device not in self.text_encoders:
             self.text_encoders[self.config.device] = TextEncoder(self.config.torch_device)
         text = self.text_encoders[self.config.device]
+        text.shared = self.shared_text
         shared = shared_tables(inputs, usable) if items else {}
         for item in tqdm(items, desc=self.spec.text, unit="ckpt"):
             try:

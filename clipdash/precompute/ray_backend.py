@@ -2,12 +2,14 @@
 
 Results stream back as tasks finish and are written at once, so a killed driver loses at most the tasks in
 flight, and rerunning resumes from the store as with the in-process backend (the same settings, the same
-planner). A task asks for one GPU when the engine runs on CUDA, else ``threads`` CPUs, and sets torch's
+planner). Ctrl-C cancels the tasks still queued or running (``ray.cancel(force=True)``) and keeps what was
+written. A task asks for one GPU when the engine runs on CUDA, else ``threads`` CPUs, and sets torch's
 intra-op threads to that allotment (oversubscribed spinning threads cost more than they bring). Decoded
 images are shared on a node through the on-disk decoded cache (``--cache-dir``, node-local) and within a
-worker process, which also keeps each architecture and its text encoder between tasks. A failed task is
-retried by Ray up to ``max_retries`` times, and a task's results are written only once it returned, so
-nothing is written twice.
+worker process, which also keeps each architecture between tasks; a locked text tower's prompts are
+encoded once per run, by whichever task asks first, through the run's ``RunCoordinator`` actor. A failed
+task is retried by Ray up to ``max_retries`` times, and a task's results are written only once it
+returned, so nothing is written twice.
 Ray is optional (``requirements-ray.txt``): it is imported only when this backend is used.
 """
 
@@ -23,10 +25,11 @@ from clipdash.precompute.config import EngineConfig
 from clipdash.precompute.execute import FailedCheckpoint, Outcome, RunExecutor, SkippedEvaluation
 from clipdash.precompute.inputs import RunInputs
 from clipdash.precompute.plan import WorkItem
+from clipdash.precompute.ray_coordinator import RunCoordinator, SharedPooledOnRay
 from clipdash.precompute.settings import Setting
 
 # What a worker process keeps between its tasks: decoded inputs by input size, built architectures, and
-# text encoders (a locked text tower's prompts are encoded once per worker, not once per task).
+# text encoders (with the pooled prompt outputs it has seen; the rest come from the run's coordinator).
 _WORKER_INPUTS: dict[int, RunInputs] = {}
 _WORKER_MODELS: dict[tuple, object] = {}
 _WORKER_TEXT: dict[str, object] = {}
@@ -40,17 +43,29 @@ def evaluate_in_worker(
     replace: bool,
     model_configs: Sequence[Path],
     threads: int,
+    coordinator,
+    index: int,
 ) -> list[Outcome]:
-    """One task: the outcomes of ``items`` of one run, evaluated in a Ray worker process."""
+    """Task ``index``: the outcomes of ``items`` of one run, evaluated in a Ray worker process."""
     import torch
 
     from clipdash.models.configs import register_builtin_configs, register_model_config
 
+    coordinator.task_started.remote(index)
     torch.set_num_threads(threads)
     register_builtin_configs()
     for path in model_configs:
         register_model_config(path)
-    executor = RunExecutor(spec_text, config, settings, _WORKER_INPUTS, replace, _WORKER_MODELS, _WORKER_TEXT)
+    executor = RunExecutor(
+        spec_text,
+        config,
+        settings,
+        _WORKER_INPUTS,
+        replace,
+        _WORKER_MODELS,
+        _WORKER_TEXT,
+        shared_text=SharedPooledOnRay(coordinator),
+    )
     return list(executor.run(items))
 
 
@@ -76,6 +91,7 @@ class RayBackend:
         self.threads = threads
         self.model_configs = tuple(Path(p) for p in model_configs)
         self.max_retries = max_retries
+        self.prompts_computed: dict[str, int] = {}  # run spec -> pooled prompt rows its tasks computed
 
     def run(
         self,
@@ -91,31 +107,48 @@ class RayBackend:
         task = ray.remote(evaluate_in_worker).options(
             num_cpus=self.threads, num_gpus=gpus, max_retries=self.max_retries
         )
-        pending = [
-            task.remote(spec_text, [item], config, settings, replace, self.model_configs, self.threads)
-            for item in items
-        ]
+        coordinator = ray.remote(RunCoordinator).options(num_cpus=0).remote()
+        index_of = {
+            task.remote(
+                spec_text, [item], config, settings, replace, self.model_configs, self.threads, coordinator, i
+            ): i
+            for i, item in enumerate(items)
+        }
+        pending, finished = list(index_of), set()
         skipped: set[tuple[str, str]] = set()  # every task reports a run's unreadable data: say it once
         failed = 0
-        bar = tqdm(total=len(pending), desc=f"{spec_text} (ray)", unit="ckpt")
+        bar = tqdm(total=len(pending), desc=f"{spec_text} (ray: {self.resources()})", unit="ckpt")
         try:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for outcome in ray.get(done[0]):
-                    if isinstance(outcome, SkippedEvaluation):
-                        if (outcome.run, outcome.eval) in skipped:
-                            continue
-                        skipped.add((outcome.run, outcome.eval))
-                    failed += isinstance(outcome, FailedCheckpoint)
-                    yield outcome
-                bar.update(1)
-                bar.set_postfix(queued_or_running=len(pending), failed=failed)
+                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                for ref in done:
+                    for outcome in self._outcomes(ref, items[index_of[ref]]):
+                        if isinstance(outcome, SkippedEvaluation):
+                            if (outcome.run, outcome.eval) in skipped:
+                                continue
+                            skipped.add((outcome.run, outcome.eval))
+                        failed += isinstance(outcome, FailedCheckpoint)
+                        yield outcome
+                    finished.add(index_of[ref])
+                    bar.update(1)
+                running = len(ray.get(coordinator.started_tasks.remote()) - finished)
+                bar.set_postfix(running=running, queued=len(pending) - running, failed=failed)
+            self.prompts_computed[spec_text] = ray.get(coordinator.prompts_computed.remote())
         finally:
             bar.close()
-            for ref in pending:  # Ctrl-C or a failed write: stop what is still running
+            for ref in pending:  # Ctrl-C or a failed write: stop what is still queued or running
                 ray.cancel(ref, force=True)
+            ray.kill(coordinator)
+
+    def _outcomes(self, ref, item: WorkItem) -> list[Outcome]:
+        """A finished task's outcomes; a task that failed on every try is one failed checkpoint."""
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            reason = f"its Ray task failed ({type(exc).__name__}): {str(exc).splitlines()[0]}"
+            return [FailedCheckpoint(item.ref.run, item.ref.epoch, reason)]
 
     def resources(self) -> str:
-        """The cluster's resources in a few words, for the log."""
+        """The cluster's resources in a few words, for the log and the progress bar."""
         total = self.ray.cluster_resources()
         return ", ".join(f"{total.get(k, 0):g} {k}" for k in ("CPU", "GPU") if k in total or k == "CPU")
