@@ -51,6 +51,19 @@ def test_a_local_cluster_stores_the_same_rows_as_the_in_process_backend(
     assert query(there, "SELECT count(*) n FROM evaluations")["n"].item() == len(
         query(here, "SELECT * FROM evaluations")
     )
+    # the same workers serve a job with another --limit: its own inputs, not the first job's (a bug found)
+    smaller = tmp_path / "limit-12.duckdb"
+    assert (
+        main(
+            [
+                *cli_args(tiny_run, shared_data, smaller, "--evals", "zeroshot", "--backend", "ray"),
+                "--limit=12",
+            ]
+        )
+        == 0
+    )
+    n_images = query(smaller, "SELECT DISTINCT value FROM metrics WHERE metric = 'n_images'")["value"]
+    assert n_images.tolist() == [12]
 
 
 def test_a_corrupt_checkpoint_is_reported_and_the_others_are_stored(

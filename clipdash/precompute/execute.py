@@ -9,6 +9,7 @@ backend can run it in another process.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -56,6 +57,22 @@ def run_inputs(config: EngineConfig, image_size: int) -> RunInputs:
         DecodedCache(config.cache_dir),
         config.torch_device,
         gpu_decode=config.gpu_decode,
+    )
+
+
+def inputs_key(config: EngineConfig) -> tuple:
+    """What of ``config`` the inputs of ``run_inputs`` depend on: a process that serves several jobs (a Ray
+    worker) keeps one set of decoded inputs per key, never one job's ``--limit`` for another's."""
+    return (
+        str(config.data_root),
+        config.limit,
+        dataclasses.astuple(config.splits),
+        config.noise_seed,
+        config.download,
+        config.zeroshot_names,
+        str(config.cache_dir),
+        config.device,
+        config.gpu_decode,
     )
 
 

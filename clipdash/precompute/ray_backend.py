@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from clipdash.errors import ClipdashError
 from clipdash.precompute.config import EngineConfig
-from clipdash.precompute.execute import FailedCheckpoint, Outcome, RunExecutor, SkippedEvaluation
+from clipdash.precompute.execute import (
+    FailedCheckpoint,
+    Outcome,
+    RunExecutor,
+    SkippedEvaluation,
+    inputs_key,
+)
 from clipdash.precompute.inputs import RunInputs
 from clipdash.precompute.plan import WorkItem
 from clipdash.precompute.ray_coordinator import RunCoordinator, SharedPooledOnRay
@@ -30,7 +36,7 @@ from clipdash.precompute.settings import Setting
 
 # What a worker process keeps between its tasks: decoded inputs by input size, built architectures, and
 # text encoders (with the pooled prompt outputs it has seen; the rest come from the run's coordinator).
-_WORKER_INPUTS: dict[int, RunInputs] = {}
+_WORKER_INPUTS: dict[tuple, dict[int, RunInputs]] = {}  # by inputs_key, then input size
 _WORKER_MODELS: dict[tuple, object] = {}
 _WORKER_TEXT: dict[str, object] = {}
 
@@ -60,7 +66,7 @@ def evaluate_in_worker(
         spec_text,
         config,
         settings,
-        _WORKER_INPUTS,
+        _WORKER_INPUTS.setdefault(inputs_key(config), {}),
         replace,
         _WORKER_MODELS,
         _WORKER_TEXT,
