@@ -1,12 +1,14 @@
 """In-process vs Ray with 1 and 2 workers on the same checkpoints (run by hand, never in the tests).
 
     python benchmarks/scaling.py --run runs/cifar10-vit-t4-minilm --checkpoints 6 --evals zeroshot
+    python benchmarks/scaling.py --random-arch ViT-B-32 --checkpoints 10 --device cuda   # a GPU machine
 
-Evaluates the first ``--checkpoints`` epochs of a run folder three times into fresh databases, after one
-untimed pass that fills the decoded-image cache: in this process with one torch thread, on a local Ray
-cluster on loopback with one worker (1 CPU), and with two workers (1 CPU each). Prints the wall times,
-Ray's overhead (1 worker / in-process; goal <= 1.10) and the scaling efficiency of two workers
-(1-worker time / (2 x 2-worker time); goal >= 0.85).
+Evaluates the first ``--checkpoints`` epochs of a run folder (or of ``--random-arch``: that many random
+checkpoints of an open_clip architecture, written first) three times into fresh databases, after one
+untimed pass that fills the decoded-image cache: in this process, on a local Ray cluster on loopback with
+one worker, and with all workers (2 CPUs on the CPU, 1 task per CPU; every GPU with --device cuda, 1 task
+per GPU). Prints the wall times, Ray's overhead (1 worker / in-process; goal <= 1.10) and the scaling
+efficiency (1-worker time / (W x W-worker time); goal >= 0.85).
 """
 
 from __future__ import annotations
@@ -44,34 +46,60 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path("runs/cifar10-vit-t4-minilm"))
     parser.add_argument("--checkpoints", type=int, default=6)
     parser.add_argument("--evals", default="zeroshot")
+    parser.add_argument("--random-arch", default=None, help="write random checkpoints of this open_clip arch")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     args = parser.parse_args()
     register_builtin_configs()
     work = Path(tempfile.mkdtemp(prefix="clipdash-scaling-"))
-    run = work / args.run.name
-    run.mkdir()
-    for epoch in range(args.checkpoints):
-        shutil.copy(args.run / f"epoch_{epoch}.pt", run / f"epoch_{epoch}.pt")
-    shutil.copy(args.run / "params.txt", run / "params.txt")
+    if args.random_arch:
+        run, spec = (
+            write_random_run(work / "random-run", args.random_arch, args.checkpoints),
+            args.random_arch,
+        )
+    else:
+        run, spec = work / args.run.name, ""
+        run.mkdir()
+        for epoch in range(args.checkpoints):
+            shutil.copy(args.run / f"epoch_{epoch}.pt", run / f"epoch_{epoch}.pt")
+        shutil.copy(args.run / "params.txt", run / "params.txt")
 
     def argv(name: str) -> list[str]:
         db = work / f"{name}.duckdb"
-        return ["--model", f"@{run}/", "--data-root", str(args.data_root), "--db", str(db),
-                "--device", "cpu", "--evals", args.evals, "--threads", "1"]  # fmt: skip
+        return ["--model", f"{spec}@{run}/", "--data-root", str(args.data_root), "--db", str(db),
+                "--device", args.device, "--evals", args.evals, "--threads", "1"]  # fmt: skip
 
+    gpus = torch.cuda.device_count() if args.device == "cuda" else 0
+    most = gpus or 2
     torch.set_num_threads(1)
     timed_job(argv("warm-up"), InProcessBackend())  # fills the decoded cache; not timed
-    seconds = {"in-process, 1 thread": timed_job(argv("in-process"), InProcessBackend())}
-    for workers in (1, 2):
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    seconds = {"in-process": timed_job(argv("in-process"), InProcessBackend())}
+    for workers in (1, most):
+        cpus, gpu_count = (workers, 0) if not gpus else (workers * 4, workers)
+        ray.init(num_cpus=cpus, num_gpus=gpu_count, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")  # fmt: skip
         seconds[f"ray, {workers} worker(s)"] = timed_job(argv(f"ray-{workers}"), RayBackend(threads=1))
         ray.shutdown()
     for name, value in seconds.items():
-        print(f"{name}: {value:.1f} s ({args.checkpoints} checkpoints, --evals {args.evals})")
-    one, two = seconds["ray, 1 worker(s)"], seconds["ray, 2 worker(s)"]
-    print(f"Ray overhead (1 worker / in-process): {one / seconds['in-process, 1 thread']:.2f}")
-    print(f"scaling efficiency (1 worker / (2 x 2 workers)): {one / (2 * two):.2f}")
+        print(f"{name}: {value:.1f} s ({args.checkpoints} checkpoints, --evals {args.evals}, {args.device})")
+    one, many = seconds["ray, 1 worker(s)"], seconds[f"ray, {most} worker(s)"]
+    print(f"Ray overhead (1 worker / in-process): {one / seconds['in-process']:.2f}")
+    print(f"scaling efficiency (1 worker / ({most} x {most} workers)): {one / (most * many):.2f}")
     shutil.rmtree(work)
+
+
+def write_random_run(folder: Path, arch: str, checkpoints: int) -> Path:
+    """``checkpoints`` random open_clip checkpoints of ``arch`` (a real-size model without weights)."""
+    import open_clip
+
+    folder.mkdir()
+    model = open_clip.create_model(arch)
+    for epoch in range(checkpoints):
+        torch.save({"epoch": epoch, "state_dict": model.state_dict()}, folder / f"epoch_{epoch}.pt")
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.01 * torch.randn_like(param))
+    return folder
 
 
 if __name__ == "__main__":
