@@ -11,7 +11,7 @@ from clipdash.data.tid2013 import Tid2013
 from clipdash.data.types import LabeledImages
 from clipdash.errors import DatasetError
 
-NAMES = ["cifar10", "cifar100", "cue-conflict", "imagenette", "livec", "tid2013"]
+NAMES = ["cifar10", "cifar100", "cue-conflict", "imagenette", "livec", "mit1003", "tid2013"]
 
 
 def test_list_datasets():
@@ -31,6 +31,7 @@ def test_unknown_name_lists_choices(tmp_path):
         ("cue-conflict", "rgeirhos/texture-vs-shape"),
         ("imagenette", "fastai/imagenette"),
         ("livec", "utexas.edu"),
+        ("mit1003", "WherePeopleLook"),
         ("tid2013", "ponomarenko.info"),
     ],
 )
@@ -52,3 +53,8 @@ def test_missing_data_names_path_and_source(tmp_path, name, hint):
 def test_registry_loads_shared_data(shared_data, name, kind, count):
     data = DATASETS[name](shared_data, download=False)
     assert isinstance(data, kind) and len(data) == count
+
+
+def test_mit1003_stimuli_load_by_name(shared_data):
+    stimuli = DATASETS["mit1003"](shared_data, download=False)
+    assert len(stimuli) == 100 and stimuli == sorted(stimuli) and all(p.suffix == ".jpg" for p in stimuli)

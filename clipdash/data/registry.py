@@ -13,12 +13,13 @@ from pathlib import Path
 from clipdash.data.cifar import load_cifar
 from clipdash.data.cue_conflict import CueConflict, load_cue_conflict
 from clipdash.data.folder import load_imagenette
+from clipdash.data.mit1003 import load_mit1003_stimuli
 from clipdash.data.quality import QualityImages, load_livec
 from clipdash.data.tid2013 import Tid2013, load_tid2013
 from clipdash.data.types import LabeledImages
 from clipdash.errors import DatasetError
 
-Dataset = LabeledImages | CueConflict | Tid2013 | QualityImages
+Dataset = LabeledImages | CueConflict | Tid2013 | QualityImages | list[Path]
 Loader = Callable[..., Dataset]
 
 
@@ -39,6 +40,7 @@ DATASETS: dict[str, Loader] = {
     "cue-conflict": _local_only(load_cue_conflict),
     "tid2013": _local_only(load_tid2013),
     "livec": _local_only(load_livec),
+    "mit1003": _local_only(load_mit1003_stimuli),
 }
 
 

@@ -208,6 +208,12 @@ class RunInputs:
             return data
         return QualityImages(data.name, data.paths[: self.limit], data.mos[: self.limit])
 
+    @cached_property
+    def mit1003(self) -> list[Path]:
+        """MIT1003 stimuli (unlabelled scenes); ``limit`` keeps the first ones by name."""
+        paths = load_dataset("mit1003", self.data_root)
+        return paths if self.limit is None else paths[: self.limit]
+
     def pixels(self, key: str) -> np.ndarray:
         """uint8 pixels for an image-set key, decoded on first use (a set that failed is not retried)."""
         if key in self._failed:
@@ -244,6 +250,7 @@ class RunInputs:
             "tid2013/reference": lambda: self.tid2013.reference_paths,
             "tid2013/distorted": lambda: self.tid2013.distorted_paths,
             "livec": lambda: self.livec.paths,
+            "mit1003": lambda: self.mit1003,
         }
 
     def _load_pixels(self, key: str) -> np.ndarray:

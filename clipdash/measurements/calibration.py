@@ -1,0 +1,208 @@
+"""Calibration of the zero-shot classifier (softmax of logit_scale · cosine) on every zero-shot test set:
+ECE over 15 equal-width bins and NLL, before and after temperature scaling (Guo et al. 2017), as in Tu et
+al.'s holistic evaluation of CLIP models.
+
+The temperature is fitted by NLL on images that are never the scored ones: CIFAR-10's train split (the
+probes' first N images per class) for CIFAR-10; for a set without a train split here (CIFAR-100's 20
+test images, Imagenette's val split) two-fold cross-fitting: images at even positions are scaled with the
+temperature fitted on the odd ones and vice versa. Per image, ``calibration_predictions`` keeps the
+confidence and log-probability of the label before and after scaling (ECE and NLL recompute from it);
+``calibration_bins`` keeps the reliability diagram's non-empty bins, ``calibration_temperatures`` each
+fitted temperature and what it was fitted on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from clipdash.measurements import Measurement, Series
+from clipdash.measurements.common import Rows, metric_rows
+from clipdash.measurements.table import Table
+from clipdash.measurements.zeroshot import data_folders as zeroshot_folders
+
+TRAIN_SPLIT = "cifar10/probe_train"  # image set of the held-out split: CIFAR-10 train, first N per class
+TRAIN_FIT_FOLD = -1  # ``fold`` of a test image scaled with the train split's temperature
+
+
+@dataclass(frozen=True)
+class CalibrationParams:
+    templates: str
+    datasets: tuple[str, ...]
+    n_bins: int
+    train_per_class: int  # CIFAR-10 train images per class the temperature is fitted on
+    held_out: str = "cifar10: train split; others: two-fold cross-fit on the test set"
+
+
+def cross_fit_folds(n: int) -> np.ndarray:
+    """Fold 0 or 1 per position (even, odd): each fold holds half of every class's images."""
+    return (np.arange(n) % 2).astype(np.int16)
+
+
+def calibrate(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    fit_logits: np.ndarray | None = None,
+    fit_labels: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-image calibration rows and the fitted temperatures of one test set.
+
+    With ``fit_logits`` the temperature is fitted on them (a held-out split); without, by two-fold
+    cross-fitting on the test set itself.
+    """
+    from clipdash.evals.calibration import fit_temperature, log_probabilities
+
+    n = len(labels)
+    before = log_probabilities(logits)
+    after = np.empty_like(before)
+    if fit_logits is not None:
+        temperature = fit_temperature(fit_logits, fit_labels)
+        after[:] = log_probabilities(logits, temperature)
+        folds = np.full(n, TRAIN_FIT_FOLD, np.int16)
+        fitted = [(TRAIN_FIT_FOLD, "train split", len(fit_labels), temperature)]
+    else:
+        folds = cross_fit_folds(n)
+        fitted = []
+        for fold in (0, 1):
+            scored, other = folds == fold, folds != fold
+            temperature = fit_temperature(logits[other], labels[other])
+            after[scored] = log_probabilities(logits[scored], temperature)
+            fitted.append((fold, "other half of the test set", int(other.sum()), temperature))
+    rows = np.arange(n)
+    images = pd.DataFrame(
+        {
+            "image_index": rows.astype(np.int32),
+            "label": labels.astype(np.int16),
+            "prediction": before.argmax(axis=1).astype(np.int16),
+            "fold": folds,
+            "confidence": np.exp(before.max(axis=1)).astype(np.float32),
+            "log_true_prob": before[rows, labels].astype(np.float32),
+            "confidence_ts": np.exp(after.max(axis=1)).astype(np.float32),
+            "log_true_prob_ts": after[rows, labels].astype(np.float32),
+        }
+    )
+    images["correct"] = images["prediction"] == images["label"]
+    temperatures = pd.DataFrame(fitted, columns=["fold", "fit_on", "n_fit", "temperature"])
+    return images, temperatures.astype({"fold": np.int16, "n_fit": np.int32})
+
+
+def calibration_metrics(images: pd.DataFrame, n_bins: int) -> tuple[dict[str, float], pd.DataFrame]:
+    """``ece``, ``nll`` and their temperature-scaled ``ece_ts``, ``nll_ts`` from ``calibrate``'s rows, with
+    the non-empty reliability bins before (``scaled`` false) and after scaling."""
+    from clipdash.evals.calibration import expected_calibration_error, reliability_bins
+
+    values, frames = {}, []
+    for suffix, scaled in (("", False), ("_ts", True)):
+        confidence = images["confidence_ts" if scaled else "confidence"]
+        bins = reliability_bins(confidence.to_numpy(), images["correct"].to_numpy(), n_bins)
+        values[f"ece{suffix}"] = expected_calibration_error(bins)
+        values[f"nll{suffix}"] = float(-images["log_true_prob_ts" if scaled else "log_true_prob"].mean())
+        frames.append(bins[bins["count"] > 0].assign(scaled=scaled))
+    return values, pd.concat(frames, ignore_index=True)
+
+
+def compute(ctx, params: CalibrationParams):
+    from clipdash.store import EvalResult
+
+    rows: Rows = []
+    tables: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_NAMES}
+    for name in params.datasets:
+        data = ctx.inputs.labeled(name)
+        weights = ctx.classifier(data.classnames, data.templates).numpy()
+        logits = ctx.logit_scale * (ctx.features(name).numpy() @ weights)
+        fit = {}
+        if name == "cifar10":
+            train = ctx.inputs.probe_train
+            fit = {
+                "fit_logits": ctx.logit_scale * (ctx.features(TRAIN_SPLIT).numpy() @ weights),
+                "fit_labels": train.labels,
+            }
+        images, temperatures = calibrate(logits, np.asarray(data.labels), **fit)
+        values, bins = calibration_metrics(images, params.n_bins)
+        rows += metric_rows(values, name)
+        for t in temperatures.itertuples():
+            fold = {} if t.fold == TRAIN_FIT_FOLD else {"fold": t.fold}
+            rows += metric_rows({"temperature": t.temperature}, name, **fold)
+        for table, frame in zip(TABLE_NAMES, (images, bins, temperatures), strict=True):
+            tables[table].append(frame.assign(dataset=name))
+    return EvalResult(
+        "calibration", 0.0, rows, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+    )
+
+
+def image_sets(inputs) -> tuple[str, ...]:
+    names = tuple(inputs.zeroshot_names)
+    return names + ((TRAIN_SPLIT,) if "cifar10" in names else ())
+
+
+TABLES = (
+    Table(
+        "calibration_predictions",
+        "one test image: its top-1 confidence and log-probability of the label, before and after scaling",
+        (
+            ("dataset", "VARCHAR"),
+            ("image_index", "INTEGER"),
+            ("label", "SMALLINT"),
+            ("prediction", "SMALLINT"),
+            ("correct", "BOOLEAN"),
+            ("fold", "SMALLINT"),  # -1: scaled with the train split's temperature; 0/1: cross-fit fold
+            ("confidence", "FLOAT"),
+            ("log_true_prob", "FLOAT"),
+            ("confidence_ts", "FLOAT"),
+            ("log_true_prob_ts", "FLOAT"),
+        ),
+    ),
+    Table(
+        "calibration_bins",
+        "one non-empty reliability-diagram bin of one test set, before or after temperature scaling",
+        (
+            ("dataset", "VARCHAR"),
+            ("scaled", "BOOLEAN"),
+            ("bin", "SMALLINT"),
+            ("lower", "DOUBLE"),
+            ("upper", "DOUBLE"),
+            ("count", "BIGINT"),
+            ("confidence", "DOUBLE"),
+            ("accuracy", "DOUBLE"),
+        ),
+    ),
+    Table(
+        "calibration_temperatures",
+        "one fitted temperature: the fold it scales and what it was fitted on",
+        (
+            ("dataset", "VARCHAR"),
+            ("fold", "SMALLINT"),
+            ("fit_on", "VARCHAR"),
+            ("n_fit", "INTEGER"),
+            ("temperature", "DOUBLE"),
+        ),
+    ),
+)
+TABLE_NAMES = tuple(table.name for table in TABLES)
+
+MEASUREMENT = Measurement(
+    name="calibration",
+    description="ECE (15 bins) and NLL of the zero-shot softmax, before and after temperature scaling",
+    params=lambda config: CalibrationParams(
+        config.templates, tuple(config.zeroshot_names), 15, config.splits.probe_train
+    ),
+    image_sets=image_sets,
+    data_folders=zeroshot_folders,
+    compute=compute,
+    tables=TABLES,
+    series=(
+        Series("ece", "cifar10", "", "ECE (CIFAR-10, zero-shot)", summary="ece"),
+        Series("ece_ts", "cifar10", "", "ECE after temperature scaling (CIFAR-10)"),
+        Series("nll", "cifar10", "", "NLL (CIFAR-10, zero-shot)"),
+        Series("ece", "imagenette", "", "ECE (Imagenette, zero-shot)"),
+    ),
+    titles={
+        "ece": "Expected calibration error (15 bins)",
+        "ece_ts": "ECE after temperature scaling",
+        "nll": "Negative log-likelihood",
+        "nll_ts": "NLL after temperature scaling",
+        "temperature": "Fitted temperature (T > 1: overconfident)",
+    },
+)
