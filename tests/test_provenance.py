@@ -277,3 +277,34 @@ def test_class_agnostic_flags_c_at_the_grid_edge(all_db):
 def test_summary_of_the_default_settings(all_db):
     table = summary_table(all_db)
     assert table["epoch"].tolist() == list(range(_epochs(all_db))) and table["acc1"].notna().all()
+
+
+def test_calibration_recomputes_from_per_image_rows(all_db):
+    from clipdash.evals.calibration import expected_calibration_error, reliability_bins
+
+    rows = query(all_db, "SELECT * FROM calibration_predictions ORDER BY epoch, dataset, image_index")
+    assert set(rows["dataset"]) == {"cifar10", "cifar100", "imagenette"}
+    for (epoch, dataset), images in rows.groupby(["epoch", "dataset"]):
+        for suffix in ("", "_ts"):
+            bins = reliability_bins(images[f"confidence{suffix}"], images["correct"])
+            ece = _metric(all_db, f"ece{suffix}", dataset, "")[epoch]
+            assert expected_calibration_error(bins) == pytest.approx(ece, abs=1e-6)
+            nll = _metric(all_db, f"nll{suffix}", dataset, "")[epoch]
+            assert -images[f"log_true_prob{suffix}"].mean() == pytest.approx(nll, rel=1e-5)
+        assert set(images["fold"]) == ({-1} if dataset == "cifar10" else {0, 1})
+    counts = query(all_db, "SELECT epoch, dataset, scaled, sum(count) n FROM calibration_bins GROUP BY ALL")
+    sizes = rows.groupby(["epoch", "dataset"]).size()
+    assert all(row.n == sizes[(row.epoch, row.dataset)] for row in counts.itertuples())
+
+
+def test_ood_metrics_recompute_from_scores(all_db):
+    from sklearn.metrics import roc_auc_score
+
+    scores = query(all_db, "SELECT * FROM ood_scores")
+    for (epoch, dataset), ood in scores[~scores["is_id"]].groupby(["epoch", "dataset"]):
+        id_scores = scores[scores["is_id"] & (scores["epoch"] == epoch)]["score"]
+        y = np.r_[np.ones(len(id_scores)), np.zeros(len(ood))]
+        auroc = roc_auc_score(y, np.r_[id_scores, ood["score"]])
+        assert auroc == pytest.approx(_metric(all_db, "auroc", dataset, "id=cifar10")[epoch], abs=1e-6)
+        assert len(ood) == _metric(all_db, "n_ood", dataset, "id=cifar10")[epoch]
+    assert set(scores.loc[~scores["is_id"], "dataset"]) == {"imagenette", "cue-conflict", "livec", "mit1003"}
