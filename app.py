@@ -8,6 +8,7 @@ navigation = st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/curves.py", title="Curves", icon=":material/show_chart:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/scatter_plot:"),
         st.Page("pages/cue_conflict.py", title="Cue-conflict", icon=":material/texture:"),
         st.Page("pages/entropy.py", title="Entropy", icon=":material/equalizer:"),
         st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),

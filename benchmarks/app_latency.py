@@ -1,6 +1,7 @@
 """Dashboard latency on a results database (run by hand, never in tests).
 
     python benchmarks/app_latency.py [--db data/clipdash.duckdb] [--taus 50]
+    python benchmarks/app_latency.py --synthetic [--runs 100] [--epochs 30]
 
 Prints, per page, the first render through Streamlit's AppTest (wall seconds, and the process's CPU
 seconds, which stay meaningful on a busy machine)
@@ -10,6 +11,11 @@ seconds, which stay meaningful on a busy machine)
 - warm: in one process with the imports done but every st.cache_data cache cleared (a page's first visit),
 then the Temperature page's τ-slider latency (a script rerun that refits the probe) as p50/p95 over
 ``--taus`` slider values per classifier, next to the refit alone.
+
+``--synthetic`` writes a database of ``--runs`` training runs × ``--epochs`` epochs into a temporary folder
+(the Curves page's default series from the measurement registry, each run under one setting per
+measurement, values shaped like learning curves) and measures the Compare page's first render on it; the
+goal of issue 13 is under 2 s.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +37,7 @@ HOME_READING_S = 5.0  # how long a visitor looks at Home before opening another 
 PAGES = (
     "pages/home.py",
     "pages/curves.py",
+    "pages/compare.py",
     "pages/cue_conflict.py",
     "pages/entropy.py",
     "pages/temperature.py",
@@ -104,16 +112,77 @@ def slider_latency(n_taus: int) -> dict[str, tuple[list[float], list[float]]]:
     return results
 
 
+def write_synthetic(path: Path, runs: int, epochs: int) -> None:
+    """``runs`` training runs × ``epochs`` epochs of the registry's default curves, written through
+    ``ResultWriter``: each run rises towards its own final accuracy, the other series follow it with noise."""
+    from clipdash.measurements import all_series
+    from clipdash.store import CheckpointResult, EvalResult, ResultWriter
+
+    defaults = [(m.name, s) for m, s in all_series() if s.default_rank is not None]
+    settings = {f"{name}-synthetic": (name, '{"synthetic": true}') for name, _ in defaults}
+    rng = np.random.default_rng(0)
+    slopes, offsets = rng.uniform(0.3, 1.0, len(defaults)), rng.uniform(-0.1, 0.2, len(defaults))
+    with ResultWriter(path) as writer:
+        for r in range(runs):
+            final, n_params = rng.uniform(0.4, 0.9), int(10 ** rng.uniform(6, 9))
+            for epoch in range(epochs):
+                accuracy = 0.1 + (final - 0.1) * (1 - np.exp(-epoch / 6))
+                values = np.clip(
+                    slopes * accuracy + offsets + 0.02 * rng.standard_normal(len(defaults)), 0, 1
+                )
+                metrics: dict[str, list] = {name: [] for name, _ in defaults}
+                for (name, series), value in zip(defaults, values, strict=True):
+                    metrics[name].append((series.metric, series.dataset, series.variant, float(value)))
+                evals = [
+                    EvalResult(name, 1.0, rows, setting=f"{name}-synthetic") for name, rows in metrics.items()
+                ]
+                run = f"synthetic-{r:03d}"
+                writer.write(
+                    CheckpointResult(
+                        run, epoch, f"ViT-B-32@/runs/{run}/", "ViT-B-32", "directory",
+                        f"/runs/{run}/epoch_{epoch}.pt", None, evals, settings=settings,
+                        n_params=n_params, training_data="synthetic",
+                    )
+                )  # fmt: skip
+
+
+def synthetic_compare(runs: int, epochs: int) -> None:
+    """The Compare page's first render on a fresh synthetic database (cold, after Home, warm)."""
+    import streamlit as st
+
+    with tempfile.TemporaryDirectory(prefix="clipdash-compare-") as folder:
+        db = Path(folder) / "synthetic.duckdb"
+        start = time.perf_counter()
+        write_synthetic(db, runs, epochs)
+        print(f"wrote {runs} runs x {epochs} epochs in {time.perf_counter() - start:.0f} s: {db}\n")
+        os.environ["CLIPDASH_DB"] = str(db)
+        page = "pages/compare.py"
+        cold = cold_seconds(page, db)
+        after_home = cold_seconds(page, db, after_home=True)
+        render_seconds(page)  # imports this page's modules in this process
+        st.cache_data.clear()
+        warm = render_seconds(page)
+    header = ("cold wall", "cold cpu", "home→wall", "home→cpu", "warm wall", "warm cpu")
+    print(f"{'page':<24}" + "".join(f"{h:>11}" for h in header) + "  (seconds)")
+    print(f"{page:<24}" + "".join(f"{v:>11.2f}" for v in (*cold, *after_home, *warm)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", type=Path, default=REPO / "data" / "clipdash.duckdb")
     parser.add_argument("--taus", type=int, default=50, help="slider values per classifier")
+    parser.add_argument("--synthetic", action="store_true", help="only Compare, on a synthetic database")
+    parser.add_argument("--runs", type=int, default=100, help="runs of the synthetic database")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per run of the synthetic database")
     parser.add_argument("--child", metavar="PAGE", help=argparse.SUPPRESS)
     parser.add_argument("--after-home", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     if args.child:
         print(json.dumps(render_seconds(args.child, args.after_home)))
+        return
+    if args.synthetic:
+        synthetic_compare(args.runs, args.epochs)
         return
     if not args.db.is_file():
         parser.error(f"results database not found: {args.db}")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from statistics import NormalDist
 
 import altair as alt
 import numpy as np
@@ -23,6 +24,10 @@ _CUE_SCALE = alt.Scale(domain=list(CUE_COLOURS), range=list(CUE_COLOURS.values()
 REFERENCE_COLOUR = "#718096"
 HUMANS = "humans (mean of subjects; grey: each subject)"
 EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")
+# Accuracies marked on a probit axis; the labels turn the axis's probit values back into accuracies.
+PROBIT_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+PARAMS_SCALE = alt.Scale(type="log", range=[25, 300])  # model sizes span orders of magnitude
+MAX_RUN_COLOURS = 10  # run_curves colours lines by run up to this many runs, by model group beyond
 
 
 def series_label(metric: str, dataset: str, variant: str) -> str:
@@ -151,6 +156,106 @@ def correlation_heatmap(matrix: pd.DataFrame, peaks: pd.Series | None = None) ->
         color=alt.condition("abs(datum.r) > 0.6", alt.value("white"), alt.value("black")),
     )
     return _finish(alt.layer(cells, labels), "Pearson correlation between curves", 48 * len(rows))
+
+
+def _probit_axis() -> alt.Axis:
+    """An axis of probit values ticked and labelled at the accuracies of :data:`PROBIT_TICKS`."""
+    values = [NormalDist().inv_cdf(p) for p in PROBIT_TICKS]
+    return alt.Axis(values=values, labelExpr="format(cumulativeNormal(datum.value), '.0%')")
+
+
+def _group_colour(groups: Sequence[str]) -> alt.Color:
+    """Colour by model group, each group keeping its colour whichever groups are present."""
+    legend = alt.Legend(orient="top", symbolOpacity=1)
+    return alt.Color("group:N", title=None, scale=alt.Scale(domain=list(groups)), legend=legend)
+
+
+def comparison_scatter(
+    points: pd.DataFrame,
+    lines: pd.DataFrame,
+    groups: Sequence[str],
+    titles: tuple[str, str],
+    probit_axes: tuple[bool, bool] = (False, False),
+) -> alt.LayerChart:
+    """One measurement against another, one point per checkpoint (columns run, epoch, group, x_axis,
+    y_axis: the plotted values; x, y, arch, pretrained_tag, training_data, n_params for the tooltip).
+
+    Points are coloured by model group (in the order of ``groups``) and sized by n_params (diamonds of
+    one size where unknown); each trajectory's points are joined in epoch order; ``lines`` (group, x, y:
+    two ends per group, in plotted units) are drawn dashed on top. A probit axis is labelled in accuracies.
+    """
+    colour = _group_colour(groups)
+    x = alt.X("x_axis:Q", title=titles[0], scale=alt.Scale(zero=False))
+    y = alt.Y("y_axis:Q", title=titles[1], scale=alt.Scale(zero=False))
+    if probit_axes[0]:
+        x = x.axis(_probit_axis())
+    if probit_axes[1]:
+        y = y.axis(_probit_axis())
+    paths = (
+        alt.Chart(points[points["epoch"] >= 0])
+        .mark_line(opacity=0.35, strokeWidth=1)
+        .encode(x=x, y=y, color=colour, detail="run:N", order="epoch:Q")
+    )
+    tooltip = ["run:N", "epoch:Q", "arch:N", "pretrained_tag:N", "training_data:N"]
+    tooltip += [alt.Tooltip("n_params:Q", format=","), _tip("x"), _tip("y")]
+    known = points["n_params"].notna()
+    sized = (
+        alt.Chart(points[known])
+        .mark_point(filled=True, opacity=0.8)
+        .encode(x=x, y=y, color=colour, tooltip=tooltip)
+        .encode(
+            size=alt.Size(
+                "n_params:Q", title="parameters", scale=PARAMS_SCALE, legend=alt.Legend(format=".2s")
+            )
+        )
+    )
+    unsized = (
+        alt.Chart(points[~known])
+        .mark_point(filled=True, opacity=0.8, shape="diamond", size=60)
+        .encode(x=x, y=y, color=colour, tooltip=tooltip)
+    )
+    fits = (
+        alt.Chart(lines.rename(columns={"x": "x_axis", "y": "y_axis"}))
+        .mark_line(strokeDash=[6, 3], strokeWidth=2.5)
+        .encode(x=x, y=y, color=colour, detail="group:N")
+    )
+    return _finish(alt.layer(paths, sized, unsized, fits), f"{titles[1]} against {titles[0]}", 380)
+
+
+def run_curves(curves: pd.DataFrame, along: str, y_title: str, groups: Sequence[str]) -> alt.LayerChart:
+    """One series for several runs (columns run, group, epoch, fraction, value) against ``along``
+    ('epoch' or 'fraction' of training), one line per run; models outside a trajectory (epoch −1) are
+    dashed horizontal rules. Coloured by run up to :data:`MAX_RUN_COLOURS` runs, else by model group."""
+    axes = {
+        "epoch": alt.X("epoch:Q", title="epoch", axis=EPOCH_AXIS),
+        "fraction": alt.X(
+            "fraction:Q", title="fraction of training (epoch / last epoch)", axis=alt.Axis(format="%")
+        ),
+    }
+    if along not in axes:
+        raise ValueError(f"unknown x axis {along!r}; choose from {', '.join(axes)}")
+    if curves["run"].nunique() <= MAX_RUN_COLOURS:
+        colour = alt.Color("run:N", title=None, legend=alt.Legend(orient="top", columns=1, labelLimit=400))
+    else:
+        colour = _group_colour(groups)
+    tooltip = ["run:N", "group:N", "epoch:Q", alt.Tooltip("fraction:Q", format=".0%"), _tip("value")]
+    lines = (
+        alt.Chart(curves[curves["epoch"] >= 0])
+        .mark_line(point=alt.OverlayMarkDef(size=20), opacity=0.8)
+        .encode(
+            axes[along],
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
+            color=colour,
+            detail="run:N",
+            tooltip=tooltip,
+        )
+    )
+    rules = (
+        alt.Chart(curves[curves["epoch"] < 0])
+        .mark_rule(strokeDash=[6, 3], strokeWidth=2)
+        .encode(y="value:Q", color=colour, tooltip=tooltip)
+    )
+    return _finish(alt.layer(lines, rules), f"{y_title} over training", 300)
 
 
 def shape_bias_chart(model: pd.DataFrame, humans: pd.DataFrame, model_name: str) -> alt.LayerChart:

@@ -31,8 +31,8 @@ REFERENCES_CSV = REPO / "data" / "reference_values.csv"
 BUNDLED_MODEL = REPO / "data" / "bundled_model.pt"
 DB_KEY = "database_path"
 FRAMED = "clipdash_framed"  # set by app.py while it runs the page inside its frame
-# Slow first imports (SciPy, scikit-learn, torch) behind the Curves and Temperature pages.
-HEAVY_MODULES = ("clipdash.evals.curves", "clipdash.evals.retrain")
+# Slow first imports (SciPy, scikit-learn, torch) behind the Curves, Compare and Temperature pages.
+HEAVY_MODULES = ("clipdash.evals.curves", "clipdash.evals.compare", "clipdash.evals.retrain")
 PRECOMPUTE = "python -m clipdash.precompute --model ARCH@runs/<run>/ --data-root ../shared/data --db {db}"
 
 
@@ -83,8 +83,8 @@ def frame() -> None:
 @functools.cache
 def prewarm_imports() -> None:
     """Once per server process, in a background thread: import :data:`HEAVY_MODULES`, so the first visit
-    to Curves or Temperature does not wait for SciPy and scikit-learn, then load the bundled model for the
-    Probe page (torch, open_clip and the prompt embeddings take seconds)."""
+    to Curves, Compare or Temperature does not wait for SciPy and scikit-learn, then load the bundled model
+    for the Probe page (torch, open_clip and the prompt embeddings take seconds)."""
 
     def load() -> None:
         for name in HEAVY_MODULES:

@@ -3,10 +3,12 @@ the bundled database, on an empty one, and on paths that must be refused with a 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -21,6 +23,7 @@ TIMEOUT = 120  # seconds per script run; generous because the first run imports 
 PAGES = {
     "pages/home.py": 0,
     "pages/curves.py": 5,  # the seed paper's four panels + the correlation heatmap
+    "pages/compare.py": 2,  # one measurement against another, curves of several runs
     "pages/cue_conflict.py": 3,  # shape bias per class, image grid, one image over training
     "pages/entropy.py": 2,
     "pages/temperature.py": 3,  # stored accuracy and entropy sweeps, confusion matrix
@@ -93,6 +96,8 @@ def _check_page_with_results(page: str, app: AppTest) -> None:
         assert len(app.dataframe) >= 3  # runs, measurements, datasets
     if page == "pages/curves.py":
         assert len(app.multiselect) == 2 and len(app.toggle) == 2
+    if page == "pages/compare.py":
+        assert len(app.toggle) == 2 and len(app.dataframe) == 2  # probit per axis; fits and points
     if page == "pages/cue_conflict.py":
         assert len(app.select_slider) == 1  # the epoch slider
         assert len(app.radio[0].options) == 3  # two_prompt, sixteen_class, imagenet_mean
@@ -334,3 +339,48 @@ def test_two_settings_of_a_run_are_never_one_curve(two_settings_db, monkeypatch)
     assert accuracy_epochs() == [0, 1]
     cue = render("pages/cue_conflict.py", two_settings_db, monkeypatch)
     assert any(box.label.startswith("Settings of tinyrun's cue_conflict") for box in cue.selectbox)
+
+
+def _fits(app: AppTest) -> pd.DataFrame:
+    """The Compare page's table of Huber fits, one row per model group."""
+    return app.dataframe[0].value.set_index("group")
+
+
+def test_compare_probit_axes_and_another_x_on_one_trajectory(bundled_db, monkeypatch):
+    """The bundled database holds one training run (31 epochs): one group, one line through 31 points."""
+    app = render("pages/compare.py", bundled_db, monkeypatch)
+    assert _fits(app).index.tolist() == ["CLIP trajectory"] and _fits(app).loc["CLIP trajectory", "n"] == 31
+    linear = _fits(app).loc["CLIP trajectory", "slope"]
+    for axis in ("x", "y"):
+        app.toggle(key=f"compare-probit-{axis}").set_value(True).run()
+        assert not app.exception and len(charts(app)) == 2
+    assert _fits(app).loc["CLIP trajectory", "slope"] != pytest.approx(linear)  # fitted in probit units
+    app.selectbox(key="compare-x").set_value(("n_images", "cifar10", "")).run()  # counts, not accuracies
+    assert not app.exception and len(charts(app)) == 2
+    assert app.toggle(key="compare-probit-x").disabled and not app.toggle(key="compare-probit-y").disabled
+    assert any("outside [0, 1]" in caption.value for caption in app.caption)
+    assert math.isnan(_fits(app).loc["CLIP trajectory", "slope"])  # one x value: no line
+    app.radio[0].set_value("last").run()
+    assert not app.exception and _fits(app).loc["CLIP trajectory", "n"] == 1
+    app.radio[0].set_value("epoch").run()
+    app.select_slider[0].set_value(10).run()
+    assert not app.exception and app.dataframe[1].value["epoch"].tolist() == [10]
+    app.radio(key="compare-along").set_value("fraction").run()
+    assert not app.exception and len(charts(app)) == 2
+
+
+def test_compare_draws_every_group_each_run_under_one_setting(comparison_db, monkeypatch):
+    app = render("pages/compare.py", comparison_db, monkeypatch)
+    fits = _fits(app)
+    assert fits["n"].to_dict() == {"CLIP trajectory": 7, "ImageNet classifier": 1, "pretrained CLIP": 3}
+    assert math.isnan(fits.loc["ImageNet classifier", "slope"])
+    points = app.dataframe[1].value
+    assert not points.duplicated(["run", "epoch"]).any()
+    assert set(points.loc[points["run"] == "traj-a", "x_setting"]) == {
+        "z-photo"
+    }  # its 4 epochs, not seed's 2
+    assert set(points.loc[points["run"] == "traj-b", "x_setting"]) == {"z-seed"}
+    app.selectbox(key="compare-y").set_value(("srcc", "tid2013", "distortion=all")).run()  # below 0 at times
+    assert not app.exception and app.toggle(key="compare-probit-y").disabled
+    app.toggle(key="compare-probit-x").set_value(True).run()
+    assert not app.exception and len(charts(app)) == 2

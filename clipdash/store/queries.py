@@ -215,6 +215,70 @@ def metric_curves(
     )
 
 
+# --- many runs side by side -------------------------------------------------------------------------
+
+RunSetting = tuple[str, str]  # (run, setting id): the setting one run's measurement is drawn with
+_RUN_INFO = ["source", "arch", "n_params", "pretrained_tag", "training_data", "last_epoch"]
+# One series' rows under the chosen (run, setting) pairs. Parameters: runs, settings (two lists zipped by
+# unnest), metric, dataset, variant.
+_CHOSEN_SERIES = """SELECT run, epoch, setting, value FROM metrics
+    JOIN (SELECT unnest(?::VARCHAR[]) AS run, unnest(?::VARCHAR[]) AS setting) USING (run, setting)
+    WHERE metric = ? AND dataset = ? AND variant = ?"""
+_WITH_RUN_INFO = """JOIN runs USING (run)
+    JOIN (SELECT run, max(epoch) AS last_epoch FROM checkpoints GROUP BY run) USING (run)"""
+
+
+def _chosen(settings: Sequence[RunSetting], series: Series) -> list:
+    runs, ids = zip(*settings, strict=True)
+    return [list(runs), list(ids), *series]
+
+
+def _one_setting_each(frame: pd.DataFrame) -> pd.DataFrame:
+    twice = frame.loc[frame.duplicated(["run", "epoch"]), "run"].unique()
+    if len(twice):
+        raise ValueError(
+            f"two settings of one measurement were given for run(s) {', '.join(twice)}; "
+            "pass one setting per run and measurement"
+        )
+    return frame
+
+
+def series_values(db: str | Path, series: Series, settings: Sequence[RunSetting]) -> pd.DataFrame:
+    """One series per (run, epoch) under the given (run, setting) pairs: run, epoch, value, setting, and
+    the run's source, arch, n_params, pretrained_tag, training_data and last checkpoint's epoch
+    (``last_epoch``). Runs without a pair are left out; two settings of the series' measurement for one
+    run raise ValueError, so no curve mixes two."""
+    columns = ["run", "epoch", "value", "setting", *_RUN_INFO]
+    if not settings:
+        return pd.DataFrame(columns=columns)
+    frame = query(
+        db,
+        f"""SELECT {", ".join(columns)} FROM ({_CHOSEN_SERIES}) {_WITH_RUN_INFO}
+            ORDER BY run, epoch, setting""",
+        _chosen(settings, series),
+    )
+    return _one_setting_each(frame)
+
+
+def comparison_points(db: str | Path, x: Series, y: Series, settings: Sequence[RunSetting]) -> pd.DataFrame:
+    """One row per (run, epoch) that has both series under the given (run, setting) pairs: run, epoch, x, y,
+    x_setting, y_setting, and the run's source, arch, n_params, pretrained_tag, training_data and last
+    checkpoint's epoch (``last_epoch``). Pass one setting per run and measurement: a second one raises
+    ValueError, so no point ever takes x or y from two settings."""
+    columns = ["run", "epoch", "x", "y", "x_setting", "y_setting", *_RUN_INFO]
+    if not settings:
+        return pd.DataFrame(columns=columns)
+    frame = query(
+        db,
+        f"""SELECT run, epoch, px.value AS x, py.value AS y, px.setting AS x_setting,
+                   py.setting AS y_setting, {", ".join(_RUN_INFO)}
+            FROM ({_CHOSEN_SERIES}) px JOIN ({_CHOSEN_SERIES}) py USING (run, epoch) {_WITH_RUN_INFO}
+            ORDER BY run, epoch, x_setting, y_setting""",
+        [*_chosen(settings, x), *_chosen(settings, y)],
+    )
+    return _one_setting_each(frame)
+
+
 # --- cue-conflict ------------------------------------------------------------------------------------
 
 
