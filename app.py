@@ -12,6 +12,7 @@ navigation = st.navigation(
         st.Page("pages/cue_conflict.py", title="Cue-conflict", icon=":material/texture:"),
         st.Page("pages/entropy.py", title="Entropy", icon=":material/equalizer:"),
         st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),
+        st.Page("pages/calibration.py", title="Calibration & OOD", icon=":material/target:"),
         st.Page("pages/probe.py", title="Probe an image", icon=":material/image_search:"),
     ]
 )

@@ -542,3 +542,58 @@ def profile_chart(profile: pd.DataFrame, tau: float) -> alt.TopLevelMixin:
     rule = uniform.mark_rule(color="black", strokeDash=[4, 3]).encode(x="probability:Q")
     title = f"Class-agnostic prompt profile (dashed: uniform 1/{len(profile)})"
     return _bar_rows(alt.layer(bars, rule), title, len(profile))
+
+
+def reliability_diagram(bins: pd.DataFrame, title: str) -> alt.HConcatChart:
+    """Accuracy per confidence bin (bars from the bin's lower to upper edge; a dot at the bin's mean
+    confidence) against the diagonal of perfect calibration, before and after temperature scaling side by
+    side (``bins``: ``reliability_bins`` rows)."""
+    unit = alt.Scale(domain=[0, 1])
+    tooltip = [
+        alt.Tooltip("lower:Q", format=".3f"),
+        alt.Tooltip("upper:Q", format=".3f"),
+        "count:Q",
+        alt.Tooltip("confidence:Q", format=".3f"),
+        alt.Tooltip("accuracy:Q", format=".3f"),
+    ]
+    diagonal = (
+        alt.Chart(pd.DataFrame({"x": [0.0, 1.0]}))
+        .mark_line(color=REFERENCE_COLOUR, strokeDash=[4, 3])
+        .encode(x=alt.X("x:Q", scale=unit), y=alt.Y("x:Q", scale=unit))
+    )
+    panels = []
+    for scaled, name, colour in (
+        (False, "before", "#c53030"),
+        (True, "after temperature scaling", "#2b6cb0"),
+    ):
+        frame = bins[bins["scaled"] == scaled]
+        bars = (
+            alt.Chart(frame)
+            .mark_bar(opacity=0.75, stroke="white", color=colour)
+            .encode(
+                x=alt.X("lower:Q", title="confidence (top-1 softmax)", scale=unit),
+                x2="upper:Q",
+                y=alt.Y("accuracy:Q", title="accuracy in the bin", scale=unit),
+                tooltip=tooltip,
+            )
+        )
+        means = alt.Chart(frame).mark_point(color="black", size=18).encode(x="confidence:Q", y="accuracy:Q")
+        panels.append(alt.layer(bars, means, diagonal).properties(title=name, width=260, height=260))
+    return alt.hconcat(*panels).properties(title=title)
+
+
+def ood_histogram(histogram: pd.DataFrame, title: str) -> alt.Chart:
+    """Score distributions (``ood_score_histogram`` rows), the ID set drawn thicker than the OOD sets."""
+    frame = histogram.assign(role=np.where(histogram["is_id"], "in distribution", "out of distribution"))
+    chart = (
+        alt.Chart(frame)
+        .mark_line(interpolate="step")
+        .encode(
+            x=alt.X("score:Q", title="score (higher: in distribution)"),
+            y=alt.Y("share:Q", title="share of the set's images"),
+            color=alt.Color("dataset:N", title=None, legend=alt.Legend(orient="top")),
+            strokeWidth=alt.StrokeWidth("role:N", scale=alt.Scale(range=[3.5, 1.5]), title=None),
+            tooltip=["dataset:N", "role:N", alt.Tooltip("score:Q", format=".4f"), "count:Q"],
+        )
+    )
+    return _finish(chart, title, 280)

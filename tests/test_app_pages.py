@@ -27,6 +27,7 @@ PAGES = {
     "pages/cue_conflict.py": 3,  # shape bias per class, image grid, one image over training
     "pages/entropy.py": 2,
     "pages/temperature.py": 3,  # stored accuracy and entropy sweeps, confusion matrix
+    "pages/calibration.py": 5,  # reliability diagram, ECE curve, OOD scores, AUROC and FPR curves
 }
 
 
@@ -66,7 +67,8 @@ def engine_db(shared_data: Path, tiny_arch: str, tmp_path_factory: pytest.TempPa
     argv = [
         "--model", f"{tiny_arch}@{run_dir}/", "--data-root", str(shared_data), "--db", str(db),
         "--device", "cpu", "--limit", "40", "--templates", "photo", "--zeroshot-datasets", "cifar10",
-        "--evals", "zeroshot,noise,tid2013,cue_conflict,class_agnostic", "--probe-train-per-class", "10",
+        "--evals", "zeroshot,noise,tid2013,cue_conflict,class_agnostic,calibration,ood",
+        "--probe-train-per-class", "10",
         "--ca-train-per-class", "10", "--ca-test-per-class", "5", "--embeddings-per-class", "2",
     ]  # fmt: skip
     assert main(argv) == 0
@@ -103,6 +105,9 @@ def _check_page_with_results(page: str, app: AppTest) -> None:
         assert len(app.radio[0].options) == 3  # two_prompt, sixteen_class, imagenet_mean
     if page == "pages/temperature.py":
         assert len(app.metric) == 3 and len(app.radio[0].options) == 3
+    if page == "pages/calibration.py":
+        assert len(app.select_slider) == 2  # an epoch slider for calibration and one for OOD
+        assert "fitted on train split" in " ".join(c.value for c in app.caption)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -384,3 +389,23 @@ def test_compare_draws_every_group_each_run_under_one_setting(comparison_db, mon
     assert not app.exception and app.toggle(key="compare-probit-y").disabled
     app.toggle(key="compare-probit-x").set_value(True).run()
     assert not app.exception and len(charts(app)) == 2
+
+
+def test_calibration_page_moves_through_epochs_and_test_sets(engine_db, monkeypatch):
+    app = render("pages/calibration.py", engine_db, monkeypatch)
+    app.select_slider[0].set_value(0).run()
+    assert not app.exception and len(charts(app)) == PAGES["pages/calibration.py"]
+    assert app.selectbox(key="calibration-dataset").options == ["cifar10"]
+    bins = app.get("vega_lite_chart")[0]
+    assert "after temperature scaling" in str(bins.proto.spec)
+
+
+def test_calibration_page_on_a_database_from_before_the_measurement(tmp_path, monkeypatch):
+    """An older database has no calibration or OOD tables: the page says so instead of failing."""
+    db = tmp_path / "older.duckdb"
+    with ResultWriter(db):  # the schema of today, then the two tables taken away
+        pass
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE calibration_bins; DROP TABLE ood_scores")
+    app = render("pages/calibration.py", db, monkeypatch)
+    assert not charts(app) and "No calibration or OOD results" in " ".join(i.value for i in app.info)

@@ -237,7 +237,8 @@ class RunInputs:
     def image_sources(self) -> dict[str, Callable[[], list[Path] | np.ndarray]]:
         """Every image-set key the measurements can name, and how its images are found (files are decoded
         at the model's input size, arrays are used as they are): the one place that maps keys to data."""
-        labeled = dict.fromkeys(("cifar10", *self.zeroshot_names))  # cifar10: the probes' test set too
+        # cifar10: the probes' test set too; imagenette: an OOD set too
+        labeled = dict.fromkeys(("cifar10", "imagenette", *self.zeroshot_names))
         return {
             **{name: functools.partial(lambda n: self.labeled(n).images, name) for name in labeled},
             "cifar10/probe_train": lambda: self.probe_train.images,

@@ -508,3 +508,65 @@ def checkpoint_files(db: str | Path) -> pd.DataFrame:
     )
     frame["template_sets"] = frame["template_sets"].map(lambda sets: tuple(s for s in sets if s))
     return frame
+
+
+# --- calibration and OOD detection ---------------------------------------------------------------------
+
+
+def _stored_index(db: str | Path, table: str, columns: str) -> pd.DataFrame:
+    """The distinct ``columns`` of a per-item table; empty for a database written before the table's
+    measurement existed (the writer adds the table on its first write)."""
+    present = query(db, "SELECT count(*) n FROM information_schema.tables WHERE table_name = ?", [table])
+    if not present["n"].item():
+        return pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
+    return query(db, f"SELECT DISTINCT {columns} FROM {table} ORDER BY ALL")
+
+
+def calibration_index(db: str | Path) -> pd.DataFrame:
+    """Which (run, setting, dataset, epoch) have reliability bins stored."""
+    return _stored_index(db, "calibration_bins", "run, setting, dataset, epoch")
+
+
+def reliability_bins(db: str | Path, run: str, setting: str, dataset: str, epoch: int) -> pd.DataFrame:
+    """One checkpoint's non-empty reliability bins (scaled false/true): bin, lower, upper, count,
+    confidence, accuracy, and ``gap`` = accuracy − confidence."""
+    return query(
+        db,
+        """SELECT scaled, bin, lower, upper, count, confidence, accuracy, accuracy - confidence AS gap
+           FROM calibration_bins WHERE run = ? AND setting = ? AND dataset = ? AND epoch = ?
+           ORDER BY scaled, bin""",
+        [run, setting, dataset, int(epoch)],
+    )
+
+
+def calibration_temperatures(db: str | Path, run: str, setting: str, dataset: str) -> pd.DataFrame:
+    """Per epoch and fold: the fitted temperature and what it was fitted on."""
+    return query(
+        db,
+        """SELECT epoch, fold, fit_on, n_fit, temperature FROM calibration_temperatures
+           WHERE run = ? AND setting = ? AND dataset = ? ORDER BY epoch, fold""",
+        [run, setting, dataset],
+    )
+
+
+def ood_index(db: str | Path) -> pd.DataFrame:
+    """Which (run, setting, epoch) have OOD scores stored."""
+    return _stored_index(db, "ood_scores", "run, setting, epoch")
+
+
+def ood_score_histogram(db: str | Path, run: str, setting: str, epoch: int, bins: int = 40) -> pd.DataFrame:
+    """The score distribution of the ID set and of each OOD set at one checkpoint: per dataset and
+    equal-width bin over the checkpoint's score range, ``score`` (bin centre), ``count`` and ``share``
+    (of the dataset's images), with ``is_id``."""
+    return query(
+        db,
+        """WITH s AS (SELECT dataset, is_id, score FROM ood_scores
+                      WHERE run = ? AND setting = ? AND epoch = ?),
+                r AS (SELECT min(score) lo, greatest(max(score) - min(score), 1e-9) width FROM s),
+                b AS (SELECT dataset, is_id,
+                             least(floor((score - lo) / width * ?), ? - 1) AS bin, lo, width FROM s, r)
+           SELECT dataset, is_id, any_value(lo + (bin + 0.5) * width / ?) AS score, count(*) AS count,
+                  count(*) / sum(count(*)) OVER (PARTITION BY dataset) AS share
+           FROM b GROUP BY dataset, is_id, bin ORDER BY dataset, score""",
+        [run, setting, int(epoch), bins, bins, bins],
+    )
