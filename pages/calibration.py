@@ -24,7 +24,7 @@ def pick_epoch(epochs: list[int], key: str) -> int:
 
 def over_training(run: str, setting: str, series: list[tuple[str, str, str]], title: str, name: str) -> None:
     """Stored summary numbers of ``series`` against epoch, for one run and setting."""
-    curves = load(queries.metric_curves, db, tuple(series), (run,), (setting,))
+    curves = load(queries.metric_curves, db, tuple(series), ((run, setting),))
     if curves["epoch"].nunique() > 1:
         show_chart(charts.curve_panel(curves, title, "value"), curves, name)
 

@@ -33,12 +33,12 @@ if not runs or not chosen:
 evals = available.set_index(["metric", "dataset", "variant"])["eval"]
 with st.expander("Settings drawn (one per run and measurement)", expanded=True):
     settings = [
-        setting
+        (run, setting)
         for run in runs
         for e in dict.fromkeys(evals[s] for s in chosen)
         if (setting := choose_setting(db, run, e, required=False)) is not None
     ]
-curves = load(queries.metric_curves, db, tuple(chosen), tuple(runs), tuple(settings))
+curves = load(queries.metric_curves, db, tuple(chosen), tuple(settings))
 shown = curves
 if normalise:
     shown = curves[curves["epoch"] >= 0]

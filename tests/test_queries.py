@@ -135,18 +135,27 @@ def test_match_series_takes_first_stored_variant_and_skips_absent(db):
     assert available.set_index(["metric", "dataset"]).loc[("acc1", "cifar10"), "eval"] == "zeroshot"
 
 
-def test_metric_curves_filters_series_runs_and_settings(db):
+def test_metric_curves_filters_series_by_run_and_setting_pairs(db):
     series = [("acc1", "cifar10", "")]
-    curves = queries.metric_curves(db, series, ["trained"], ["zphoto"])
+    curves = queries.metric_curves(db, series, [("trained", "zphoto")])
     assert curves["epoch"].tolist() == [0, 1, 2]
     assert curves["value"].tolist() == pytest.approx([0.2, 0.4, 0.3])
-    seed = queries.metric_curves(db, series, ["trained"], ["zseed"])
+    seed = queries.metric_curves(db, series, [("trained", "zseed")])
     assert seed["value"].tolist() == pytest.approx([0.1, 0.2]) and set(seed["setting"]) == {"zseed"}
-    both = queries.metric_curves(db, series, settings=["zphoto"])
+    both = queries.metric_curves(db, series, [("trained", "zphoto"), ("ViT-B-32:openai", "zphoto")])
     assert set(both["run"]) == {"trained", "ViT-B-32:openai"}
+    assert len(queries.metric_curves(db, series)) == len(curves) + len(seed) + 1  # every run and setting
     assert queries.metric_curves(db, []).empty
     assert queries.metric_curves(db, series, []).empty
-    assert queries.metric_curves(db, series, settings=[]).empty
+
+
+def test_a_setting_chosen_for_one_run_never_draws_another_runs_rows(db):
+    """Found by the Compare page's author: with flat run and setting lists, choosing zseed for the
+    pretrained model and zphoto for "trained" drew both of "trained"'s settings into one curve."""
+    series = [("acc1", "cifar10", "")]
+    chosen = [("trained", "zphoto"), ("ViT-B-32:openai", "zseed")]
+    curves = queries.metric_curves(db, series, chosen)
+    assert set(curves.loc[curves["run"] == "trained", "setting"]) == {"zphoto"}
 
 
 def test_run_settings_most_epochs_first_and_stored_settings(db):

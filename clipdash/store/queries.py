@@ -18,6 +18,7 @@ from clipdash.measurements import all_tables, default_curves, summary_series
 from clipdash.store.db import SCHEMA_TABLES, connect_read_only, damaged, parse_variant, variant_matches
 
 Series = tuple[str, str, str]  # (metric, dataset, variant): one stored curve
+RunSetting = tuple[str, str]  # (run, setting id): the setting one run's measurement is drawn with
 CORE_TABLES = tuple(t for t in SCHEMA_TABLES if t != "schema_version")  # read from schema.sql
 
 
@@ -41,6 +42,13 @@ def query(db: str | Path, sql: str, params: list | None = None) -> pd.DataFrame:
             raise damaged(db, exc) from exc
 
 
+def _pairs_join(settings: Sequence[RunSetting]) -> tuple[str, list]:
+    """A JOIN keeping the rows of the given (run, setting) pairs, and its parameters (empty pairs: none)."""
+    runs, ids = (list(column) for column in zip(*settings, strict=True)) if settings else ([], [])
+    sql = "JOIN (SELECT unnest(?::VARCHAR[]) AS run, unnest(?::VARCHAR[]) AS setting) USING (run, setting)"
+    return sql, [runs, ids]
+
+
 def default_settings(db: str | Path) -> pd.DataFrame:
     """Per (run, eval): the setting with the most epochs (ties: the one stored first), which pages and the
     summary show unless told otherwise."""
@@ -56,17 +64,19 @@ def default_settings(db: str | Path) -> pd.DataFrame:
 
 def summary_table(db: str | Path, settings: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per (run, epoch) with the headline number of every measurement (the registry's summary
-    columns), each from one setting: those given (a job's own), else each run's default
-    (:func:`default_settings`). Never a max or mean over settings."""
+    columns), each from one setting: those given (a job's own, for every run), else each run's default
+    (:func:`default_settings`, per run). Never a max or mean over settings."""
     columns = [s.summary for _, s in summary_series()]
     if settings is None:
-        settings = default_settings(db)["setting"].tolist()
+        defaults = default_settings(db)
+        chosen, params = _pairs_join(list(zip(defaults["run"], defaults["setting"], strict=True)))
+    else:
+        chosen, params = "WHERE list_contains(?::VARCHAR[], setting)", [list(settings)]
     frame = query(
         db,
-        """SELECT m.run, m.epoch, s.eval, m.metric, m.dataset, m.variant, m.value
-           FROM metrics m JOIN evaluation_settings s USING (setting)
-           WHERE list_contains(?::VARCHAR[], m.setting)""",
-        [list(settings)],
+        f"""SELECT run, epoch, s.eval, metric, dataset, variant, value
+            FROM metrics JOIN evaluation_settings s USING (setting) {chosen}""",
+        params,
     )
     if frame.empty:
         return pd.DataFrame(columns=["run", "epoch", *columns])
@@ -188,28 +198,27 @@ def match_series(available: pd.DataFrame, patterns: Sequence[Series] | None = No
 
 
 def metric_curves(
-    db: str | Path,
-    series: Sequence[Series],
-    runs: Sequence[str] | None = None,
-    settings: Sequence[str] | None = None,
+    db: str | Path, series: Sequence[Series], settings: Sequence[RunSetting] | None = None
 ) -> pd.DataFrame:
-    """Long frame (run, epoch, metric, dataset, variant, setting, value) of the given series, runs and
-    settings (all when None; pages pass one setting per run and measurement, so no curve mixes two)."""
+    """Long frame (run, epoch, metric, dataset, variant, setting, value) of the given series under the
+    given (run, setting) pairs (every run and setting when None). Pages pass one setting per run and
+    measurement, as pairs: a setting id chosen for one run never draws another run's rows, so no curve
+    mixes two settings."""
     columns = ["run", "epoch", "metric", "dataset", "variant", "setting", "value"]
-    if not series or (runs is not None and not runs) or (settings is not None and not settings):
+    if not series or (settings is not None and not settings):
         return pd.DataFrame(columns=columns)
     match = " OR ".join(["(metric = ? AND dataset = ? AND variant = ?)"] * len(series))
     params: list = [part for item in series for part in item]
-    run_filter = ""
-    if runs is not None:
-        run_filter = "AND list_contains(?::VARCHAR[], run)"
-        params.append(list(runs))
+    chosen = ""
     if settings is not None:
-        run_filter += " AND list_contains(?::VARCHAR[], setting)"
-        params.append(list(settings))
+        chosen = (
+            "JOIN (SELECT unnest(?::VARCHAR[]) AS run, unnest(?::VARCHAR[]) AS setting) USING (run, setting)"
+        )
+        runs, ids = zip(*settings, strict=True)
+        params = [list(runs), list(ids), *params]
     return query(
         db,
-        f"SELECT {', '.join(columns)} FROM metrics WHERE ({match}) {run_filter} "
+        f"SELECT {', '.join(columns)} FROM metrics {chosen} WHERE ({match}) "
         "ORDER BY run, metric, dataset, variant, epoch",
         params,
     )
@@ -217,7 +226,6 @@ def metric_curves(
 
 # --- many runs side by side -------------------------------------------------------------------------
 
-RunSetting = tuple[str, str]  # (run, setting id): the setting one run's measurement is drawn with
 _RUN_INFO = ["source", "arch", "n_params", "pretrained_tag", "training_data", "last_epoch"]
 # One series' rows under the chosen (run, setting) pairs. Parameters: runs, settings (two lists zipped by
 # unnest), metric, dataset, variant.
