@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from clipdash.precompute.config import EngineConfig
-    from clipdash.precompute.context import CheckpointContext
+    from clipdash.precompute.context import CheckpointContext, ClassifierContext
     from clipdash.precompute.inputs import RunInputs
     from clipdash.store.writer import EvalResult
 
@@ -83,6 +83,10 @@ class Measurement:
     #: precision_deltas.py): small image sets, where one changed decision or rank is worth more.
     bf16_sensitive: bool = False
     revision: int = 1
+    #: ImageNet-1k classifier baselines (``timm:`` specs): the measurement on a classifier's 1000-way
+    #: logits and the params stored with it; None where the measurement does not apply to a classifier.
+    classifier_compute: Callable[[ClassifierContext, Any], EvalResult] | None = None
+    classifier_params: Callable[[EngineConfig], Any] | None = None
 
 
 @cache

@@ -132,6 +132,34 @@ def compute(ctx, params: CalibrationParams):
     )
 
 
+@dataclass(frozen=True)
+class ClassifierCalibrationParams:
+    """An ImageNet-1k classifier on Imagenette's ten classes (its logits restricted to them: the task of
+    CLIP's zero-shot Imagenette numbers), the temperature two-fold cross-fitted."""
+
+    datasets: tuple[str, ...] = ("imagenette",)
+    n_bins: int = 15
+    held_out: str = "two-fold cross-fit on the test set"
+
+
+def classifier_compute(ctx, params: ClassifierCalibrationParams):
+    from clipdash.measurements.imagenet import imagenette_indices
+    from clipdash.store import EvalResult
+
+    data = ctx.inputs.labeled("imagenette")
+    logits = ctx.logits("imagenette")[:, imagenette_indices()]
+    images, temperatures = calibrate(logits, np.asarray(data.labels))
+    values, bins = calibration_metrics(images, params.n_bins)
+    rows = metric_rows(values, "imagenette")
+    for t in temperatures.itertuples():
+        rows += metric_rows({"temperature": t.temperature}, "imagenette", fold=t.fold)
+    frames = (images, bins, temperatures)
+    tables = {
+        table: frame.assign(dataset="imagenette") for table, frame in zip(TABLE_NAMES, frames, strict=True)
+    }
+    return EvalResult("calibration", 0.0, rows, tables)
+
+
 def image_sets(inputs) -> tuple[str, ...]:
     names = tuple(inputs.zeroshot_names)
     return names + ((TRAIN_SPLIT,) if "cifar10" in names else ())
@@ -191,6 +219,8 @@ MEASUREMENT = Measurement(
     image_sets=image_sets,
     data_folders=zeroshot_folders,
     compute=compute,
+    classifier_compute=classifier_compute,
+    classifier_params=lambda config: ClassifierCalibrationParams(),
     tables=TABLES,
     series=(
         Series("ece", "cifar10", "", "ECE (CIFAR-10, zero-shot)", summary="ece"),

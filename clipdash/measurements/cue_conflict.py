@@ -86,6 +86,36 @@ def compute(ctx, params: CueConflictParams):
     return EvalResult("cue_conflict", 0.0, metrics, {"cue_conflict_decisions": pd.concat(frames)})
 
 
+@dataclass(frozen=True)
+class ClassifierCueConflictParams:
+    """An ImageNet-1k classifier decides by model-vs-human's rule: its softmax, mean per 16-class group."""
+
+    protocols: tuple[str, ...] = ("imagenet_mean",)
+
+
+def classifier_compute(ctx, params: ClassifierCueConflictParams):
+    from scipy.special import softmax
+
+    from clipdash.data.cue_conflict import load_imagenet16_indices
+    from clipdash.evals import cue_conflict
+    from clipdash.store import EvalResult
+
+    data = ctx.inputs.cue_conflict
+    classnames = list(data.classnames)
+    column = {name: i for i, name in enumerate(classnames)}
+    probs1000 = softmax(ctx.logits("cue-conflict"), axis=1)
+    probs = cue_conflict.imagenet_to_16_mean(
+        probs1000, load_imagenet16_indices(ctx.inputs.data_root), classnames
+    )
+    rows = np.arange(len(data.names))
+    shape_idx = np.array([column[c] for c in data.shape_class])
+    texture_idx = np.array([column[c] for c in data.texture_class])
+    decisions = cue_conflict.sixteen_class_decisions(probs, classnames)
+    frame = _decisions("imagenet_mean", data, decisions, probs[rows, shape_idx], probs[rows, texture_idx])
+    metrics = _bias_rows(frame, "imagenet_mean")
+    return EvalResult("cue_conflict", 0.0, metrics, {"cue_conflict_decisions": frame})
+
+
 def human_baseline(inputs) -> dict[str, pd.DataFrame]:
     import logging
 
@@ -160,4 +190,6 @@ MEASUREMENT = Measurement(
     files=_indices,
     shared_tables=human_baseline,
     bf16_sensitive=True,
+    classifier_compute=classifier_compute,
+    classifier_params=lambda config: ClassifierCueConflictParams(),
 )

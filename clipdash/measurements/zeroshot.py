@@ -39,6 +39,35 @@ def compute(ctx, params: ZeroShotParams):
     return EvalResult("zeroshot", 0.0, rows, {"zeroshot_predictions": pd.concat(frames)})
 
 
+@dataclass(frozen=True)
+class ClassifierZeroShotParams:
+    """An ImageNet-1k classifier on Imagenette: ``imagenette`` restricts its logits to the ten Imagenette
+    classes (the task CLIP's zero-shot Imagenette numbers solve), ``imagenette-1k`` is 1000-way."""
+
+    datasets: tuple[str, ...] = ("imagenette", "imagenette-1k")
+    decision: str = "argmax of the ImageNet-1k logits (of the ten classes for imagenette)"
+
+
+def classifier_compute(ctx, params: ClassifierZeroShotParams):
+    import numpy as np
+
+    from clipdash.evals.zeroshot import outcome_metrics, zero_shot_outcomes
+    from clipdash.measurements.imagenet import imagenette_indices
+    from clipdash.store import EvalResult
+
+    data = ctx.inputs.labeled("imagenette")
+    logits, index = ctx.logits("imagenette"), imagenette_indices()
+    rows: Rows = []
+    frames = []
+    tasks = {"imagenette": (logits[:, index], data.labels), "imagenette-1k": (logits, index[data.labels])}
+    for name in params.datasets:
+        scores, labels = tasks[name]
+        outcomes = zero_shot_outcomes(scores, np.eye(scores.shape[1], dtype=np.float32), labels, 1.0)
+        rows += metric_rows({**outcome_metrics(outcomes, scores.shape[1]), "n_images": len(labels)}, name)
+        frames.append(prediction_rows(outcomes, dataset=name))
+    return EvalResult("zeroshot", 0.0, rows, {"zeroshot_predictions": pd.concat(frames)})
+
+
 def data_folders(config) -> tuple[str, ...]:
     folders = {"cifar10": CIFAR10_FOLDERS, "cifar100": ("cifar100", "cifar-100-python")}
     return tuple(f for name in config.zeroshot_names for f in folders.get(name, (name,)))
@@ -77,7 +106,10 @@ MEASUREMENT = Measurement(
             references=(ReferenceRule("zeroshot_top1", "cifar100"),),
         ),
         Series("acc1", "imagenette", "", "zero-shot accuracy (Imagenette)"),
+        Series("acc1", "imagenette-1k", "", "top-1 on Imagenette, 1000-way (ImageNet classifiers)"),
     ),
+    classifier_compute=classifier_compute,
+    classifier_params=lambda config: ClassifierZeroShotParams(),
     titles={
         "acc1": "Zero-shot top-1 accuracy",
         "acc5": "Zero-shot top-5 accuracy",

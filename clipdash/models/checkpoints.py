@@ -56,6 +56,8 @@ def quickgelu_warning(spec: ModelSpec) -> str | None:
     activation is slightly off, which silently costs accuracy (laion400m ViT-B-32 on CIFAR-100: 0.703 with
     QuickGELU, 0.677 without).
     """
+    if spec.source == "classifier":
+        return None
     if spec.source == "pretrained":
         weights_quick = bool(open_clip.get_pretrained_cfg(spec.arch, spec.tag).get("quick_gelu", False))
         origin = f"pretrained tag {spec.tag}"
@@ -82,7 +84,9 @@ def quickgelu_warning(spec: ModelSpec) -> str | None:
 
 
 def run_name(spec: ModelSpec) -> str:
-    """The run a spec's checkpoints belong to: ``ARCH:TAG``, the run folder, or a file's name."""
+    """The run of a spec's checkpoints: ``ARCH:TAG``, ``timm:NAME``, the run folder or a file's name."""
+    if spec.source == "classifier":
+        return spec.text.strip()
     if spec.source == "pretrained":
         return f"{spec.arch}:{spec.tag}"
     if spec.source == "directory":
@@ -108,7 +112,7 @@ def resolve_checkpoints(spec: ModelSpec) -> list[CheckpointRef]:
     if message:
         warnings.warn(message, UserWarning, stacklevel=2)
     run = run_name(spec)
-    if spec.source == "pretrained":
+    if spec.source in ("pretrained", "classifier"):
         return [CheckpointRef(run=run, epoch=-1, arch=spec.arch, tag=spec.tag, path=None)]
     if spec.source == "file":
         epoch = epoch_of(spec.path)

@@ -1,8 +1,9 @@
 """Model spec strings, parsed in one place into a frozen ``ModelSpec`` that the rest of clipdash takes.
 
-Three forms: ``ARCH:TAG`` (open_clip pretrained weights), ``ARCH@/path/file.pt`` (one checkpoint) and
-``ARCH@/path/run/`` or ``@/path/run/`` (a run folder of ``epoch_K.pt``). Without ``ARCH`` the architecture is
-read from the run's ``params.txt`` (open_clip's ``key: value`` lines, e.g. ``model: ViT-B-32``).
+Four forms: ``ARCH:TAG`` (open_clip pretrained weights), ``ARCH@/path/file.pt`` (one checkpoint),
+``ARCH@/path/run/`` or ``@/path/run/`` (a run folder of ``epoch_K.pt``) and ``timm:NAME`` (an ImageNet-1k
+classifier baseline, ``clipdash.models.classifiers``). Without ``ARCH`` the architecture is read from the
+run's ``params.txt`` (open_clip's ``key: value`` lines, e.g. ``model: ViT-B-32``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import open_clip
 
 from clipdash.errors import ModelSpecError
 
-Source = Literal["pretrained", "file", "directory"]
-SOURCES = ("pretrained", "file", "directory")
+Source = Literal["pretrained", "file", "directory", "classifier"]
+SOURCES = ("pretrained", "file", "directory", "classifier")
+CLASSIFIER_PREFIX = "timm:"
 CHECKPOINTS_SUBDIR = "checkpoints"
 PARAMS_FILE = "params.txt"
-SPEC_FORMS = "ARCH:TAG (pretrained), ARCH@/path/file.pt (one checkpoint) or ARCH@/path/run/ or @/path/run/"
+SPEC_FORMS = (
+    "ARCH:TAG (pretrained), ARCH@/path/file.pt (one checkpoint), ARCH@/path/run/ or @/path/run/, "
+    "or timm:NAME (an ImageNet classifier)"
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ class ModelSpec:
             raise ModelSpecError(f"model spec {self.text!r} has no architecture")
         if self.source == "pretrained" and (not self.tag or self.path is not None):
             raise ModelSpecError(f"pretrained model spec {self.text!r} needs a tag and no path")
-        if self.source != "pretrained" and (self.path is None or self.tag is not None):
+        if self.source == "classifier" and (self.tag is not None or self.path is not None):
+            raise ModelSpecError(f"classifier model spec {self.text!r} takes no tag and no path")
+        if self.source in ("file", "directory") and (self.path is None or self.tag is not None):
             raise ModelSpecError(f"{self.source} model spec {self.text!r} needs a path and no tag")
 
 
@@ -105,8 +112,13 @@ def arch_from_params(path: Path) -> str:
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """Parse ``ARCH:TAG``, ``ARCH@/file.pt`` or ``[ARCH]@/run/dir`` into a validated ``ModelSpec``."""
+    """Parse ``ARCH:TAG``, ``ARCH@/file.pt``, ``[ARCH]@/run/dir`` or ``timm:NAME`` into a ``ModelSpec``."""
     spec = text.strip()
+    if spec.startswith(CLASSIFIER_PREFIX):
+        from clipdash.models.classifiers import parse_classifier_spec  # imports timm: only when asked
+
+        name = parse_classifier_spec(spec)
+        return ModelSpec(text=text, source="classifier", arch=name, tag=None, path=None)
     if "@" in spec:
         arch, _, location = spec.partition("@")
         arch = arch.strip()

@@ -242,6 +242,7 @@ class Job:
         self.backend = backend or make_backend(args)
         self.force = bool(getattr(args, "force", False))
         self.settings = job_settings(self.config)  # eval -> the setting its results are stored under
+        self.classifier_settings = job_settings(self.config, classifier=True)  # for timm: baselines
         sensitive = [e for e in self.config.evals if get_measurement(e).bf16_sensitive]
         if self.config.precision == "bf16" and sensitive:
             log.warning(
@@ -262,11 +263,17 @@ class Job:
             if not refs:
                 continue
             check_same_run(refs, writer)
-            setting_ids = {name: setting.id for name, setting in self.settings.items()}
+            settings = self.settings
+            if spec.source == "classifier":
+                settings = self.classifier_settings
+                other = [name for name in self.settings if name not in settings]
+                if other:
+                    log.info("%s: %s do(es) not apply to an ImageNet classifier", spec.text, ", ".join(other))
+            setting_ids = {name: setting.id for name, setting in settings.items()}
             items = plan_run(refs, setting_ids, writer.completed(refs[0].run), force=self.force)
             log.info("%s: %d checkpoint(s), %d to evaluate", spec.text, len(refs), len(items))
             if items:
-                outcomes = self.backend.run(spec.text, items, self.config, self.settings, self.force)
+                outcomes = self.backend.run(spec.text, items, self.config, settings, self.force)
                 # closing: a failed write ends the progress bars before its message is printed
                 with contextlib.closing(outcomes):
                     for outcome in outcomes:
@@ -303,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         job = Job(args)
         with ResultWriter(args.db) as writer:
             job.run(writer)
-        summary = summary_table(writer.path, [setting.id for setting in job.settings.values()])
+        settings = [*job.settings.values(), *job.classifier_settings.values()]
+        summary = summary_table(writer.path, [setting.id for setting in settings])
     except (ClipdashError, OSError) as exc:
         log.debug("precompute failed", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)

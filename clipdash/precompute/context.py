@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ from clipdash.evals.zeroshot import zero_shot_classifier, zero_shot_outcomes
 from clipdash.models.encode import TextEncoder, encode_images
 from clipdash.models.loading import LoadedModel
 from clipdash.precompute.inputs import RunInputs
+
+if TYPE_CHECKING:
+    from clipdash.models.classifiers import LoadedClassifier
 
 
 @dataclass
@@ -75,3 +78,23 @@ class CheckpointContext:
     def prompt_features(self, prompts: list[str]) -> torch.Tensor:
         """Embeddings of literal prompts (no templates), e.g. the class-agnostic or antonym prompts."""
         return self.text.encode(list(prompts))
+
+
+@dataclass
+class ClassifierContext:
+    """One ImageNet-1k classifier plus the run's decoded inputs; memoises its logits per image set."""
+
+    loaded: LoadedClassifier
+    inputs: RunInputs
+    device: torch.device
+    batch_size: int
+    _logits: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def logits(self, key: str) -> np.ndarray:
+        """N×1000 ImageNet-1k logits of an image set (one forward pass per image)."""
+        from clipdash.models.classifiers import classify_images  # timm: only for classifier runs
+
+        if key not in self._logits:
+            pixels = self.inputs.pixels(key)
+            self._logits[key] = classify_images(self.loaded, pixels, self.device, self.batch_size).numpy()
+        return self._logits[key]

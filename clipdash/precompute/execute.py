@@ -27,7 +27,7 @@ from clipdash.models.loading import LoadedModel, create_architecture, load_weigh
 from clipdash.models.spec import parse_model_spec, read_params, run_folder
 from clipdash.precompute.cache import DecodedCache
 from clipdash.precompute.config import EngineConfig
-from clipdash.precompute.context import CheckpointContext
+from clipdash.precompute.context import CheckpointContext, ClassifierContext
 from clipdash.precompute.inputs import RunInputs
 from clipdash.precompute.plan import WorkItem
 from clipdash.precompute.settings import Setting
@@ -184,6 +184,9 @@ class RunExecutor:
 
     def run(self, items: Sequence[WorkItem]) -> Iterator[Outcome]:
         """The outcomes of ``items`` as each is ready: skipped evaluations first, then one per checkpoint."""
+        if self.spec.source == "classifier":
+            yield from self.run_classifier(items)
+            return
         first = items[0].ref
         key = (first.arch, first.tag, self.config.device, self.config.precision)
         if key not in self.models:
@@ -216,6 +219,55 @@ class RunExecutor:
                 continue
             result.shared_tables, shared = shared, {}
             yield result
+
+    def run_classifier(self, items: Sequence[WorkItem]) -> Iterator[Outcome]:
+        """An ImageNet-1k classifier baseline (one checkpoint, epoch −1) on the measurements that apply."""
+        from clipdash.models.classifiers import load_classifier  # timm: only for classifier runs
+
+        item = items[0]
+        key = ("classifier", item.ref.arch, self.config.device)
+        try:
+            if key not in self.models:
+                self.models[key] = load_classifier(item.ref.arch, self.config.torch_device)
+        except ClipdashError as exc:
+            yield FailedCheckpoint(item.ref.run, item.ref.epoch, str(exc))
+            return
+        loaded = self.models[key]
+        size = loaded.resize_to  # decoded at timm's resize size; the classifier crops its centre
+        if size not in self.inputs_by_size:
+            self.inputs_by_size[size] = run_inputs(self.config, size)
+        inputs = self.inputs_by_size[size]
+        problems = {name: input_problem(name, inputs) for name in item.evals}
+        for name, problem in problems.items():
+            if problem is not None:
+                yield SkippedEvaluation(item.ref.run, name, problem)
+        usable = tuple(name for name in item.evals if problems[name] is None)
+        if not usable:
+            return
+        ctx = ClassifierContext(loaded, inputs, self.config.torch_device, self.config.batch)
+        results = []
+        for name in tqdm(usable, desc=self.spec.text, unit="eval"):
+            measurement = get_measurement(name)
+            start = time.perf_counter()
+            result = measurement.classifier_compute(ctx, measurement.classifier_params(self.config))
+            result.seconds = time.perf_counter() - start
+            result.setting = self.settings[name].id
+            results.append(result)
+        yield CheckpointResult(
+            item.ref.run,
+            item.ref.epoch,
+            self.spec.text,
+            item.ref.arch,
+            "classifier",
+            None,
+            None,
+            results,
+            shared_tables(inputs, usable),
+            n_params=loaded.n_params,
+            training_data="ImageNet-1k (supervised)",
+            settings={self.settings[n].id: (n, self.settings[n].to_json()) for n in usable},
+            replace=self.replace,
+        )
 
     def evaluate(
         self, item: WorkItem, loaded: LoadedModel, inputs: RunInputs, text: TextEncoder

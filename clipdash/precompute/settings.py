@@ -40,11 +40,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def measurement_setting(measurement: Measurement, config: EngineConfig) -> Setting:
-    """The setting ``config`` gives ``measurement`` on the data under ``config.data_root``."""
+def measurement_setting(measurement: Measurement, config: EngineConfig, classifier: bool = False) -> Setting:
+    """The setting ``config`` gives ``measurement`` on the data under ``config.data_root`` (for an ImageNet
+    classifier with ``classifier``: its classifier params, so the two protocols never share a setting)."""
+    params = measurement.classifier_params(config) if classifier else measurement.params(config)
     values = {
-        **dataclasses.asdict(measurement.params(config)),
-        "precision": config.precision,
+        **dataclasses.asdict(params),
+        "precision": "fp32" if classifier else config.precision,  # classifiers always run in float32
         "device": config.torch_device.type,
         "decoder": config.decoder,
         "limit": config.limit,
@@ -56,6 +58,8 @@ def measurement_setting(measurement: Measurement, config: EngineConfig) -> Setti
     return Setting(setting_id(measurement.name, values), measurement.name, values)
 
 
-def job_settings(config: EngineConfig) -> dict[str, Setting]:
-    """eval name -> its setting, for every measurement the job runs."""
-    return {name: measurement_setting(get_measurement(name), config) for name in config.evals}
+def job_settings(config: EngineConfig, classifier: bool = False) -> dict[str, Setting]:
+    """eval name -> its setting, for every measurement the job runs (with ``classifier``: those of them
+    that apply to an ImageNet classifier)."""
+    names = [n for n in config.evals if not classifier or get_measurement(n).classifier_compute is not None]
+    return {name: measurement_setting(get_measurement(name), config, classifier) for name in names}
