@@ -194,7 +194,7 @@ def test_per_item_tables_are_declared_once_and_all_filled(all_db):
 
 
 def test_zeroshot_metrics_recompute_from_predictions(all_db):
-    recomputed = query(
+    recomputed = clip_query(
         all_db,
         "SELECT dataset, epoch, avg(top1::INT) acc1, avg(top5::INT) acc5, count(*) n "
         "FROM zeroshot_predictions GROUP BY ALL ORDER BY ALL",
@@ -204,7 +204,7 @@ def test_zeroshot_metrics_recompute_from_predictions(all_db):
         assert _metric(all_db, "acc5", row.dataset, "")[row.epoch] == pytest.approx(row.acc5)
         assert _metric(all_db, "n_images", row.dataset, "")[row.epoch] == row.n
     assert {"cifar10", "cifar100", "imagenette"} <= set(recomputed["dataset"])  # baselines: imagenette-1k
-    recall = query(
+    recall = clip_query(
         all_db,
         """SELECT epoch, avg(r) mpcr FROM (SELECT epoch, label, avg((label = prediction)::INT) r
            FROM zeroshot_predictions WHERE dataset = 'cifar10' GROUP BY ALL) GROUP BY epoch ORDER BY epoch""",
@@ -217,7 +217,7 @@ def test_zeroshot_metrics_recompute_from_predictions(all_db):
 
 
 def test_noise_metrics_recompute_from_predictions(all_db):
-    acc = query(
+    acc = clip_query(
         all_db,
         "SELECT epoch, severity, avg(top1::INT) acc1 FROM noise_predictions GROUP BY ALL ORDER BY ALL",
     )
@@ -231,7 +231,7 @@ def test_noise_metrics_recompute_from_predictions(all_db):
         assert _metric(all_db, "noise_drop", dataset, f"severity={severity}").tolist() == pytest.approx(drop)
     mean = wide[[1, 2, 3, 4, 5]].mean(axis=1).tolist()
     assert _metric(all_db, "acc1", dataset, "severity=mean").tolist() == pytest.approx(mean)
-    clean = query(
+    clean = clip_query(
         all_db,
         "SELECT epoch, avg(top1::INT) a, count(*) n FROM zeroshot_predictions WHERE dataset = 'cifar10' "
         "GROUP BY epoch ORDER BY epoch",
@@ -257,7 +257,7 @@ def test_quality_correlations_recompute_with_scipy(all_db, table, dataset, x, y)
 
 
 def test_probe_accuracy_recomputes_from_predictions(all_db):
-    recomputed = query(
+    recomputed = clip_query(
         all_db,
         "SELECT epoch, classifier, avg((label = prediction)::INT) acc FROM probe_predictions GROUP BY ALL",
     )
@@ -269,7 +269,7 @@ def test_probe_accuracy_recomputes_from_predictions(all_db):
 
 
 def test_shape_bias_recomputes_from_decisions(all_db):
-    recomputed = query(
+    recomputed = clip_query(
         all_db,
         """SELECT epoch, protocol, count(*) FILTER (WHERE decision = shape_class)
                / (count(*) FILTER (WHERE decision IN (shape_class, texture_class))) AS shape_bias
@@ -281,7 +281,7 @@ def test_shape_bias_recomputes_from_decisions(all_db):
 
 
 def test_class_agnostic_flags_c_at_the_grid_edge(all_db):
-    flags = query(
+    flags = clip_query(
         all_db,
         "SELECT variant, max(value) FILTER (WHERE metric = 'ca_C') c, "
         "max(value) FILTER (WHERE metric = 'ca_C_at_edge') edge FROM metrics "
