@@ -185,6 +185,16 @@ def choose_setting(db: Path, run: str, eval_name: str, where: Any = st, required
     return setting
 
 
+def stored_series(db: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, str, str]]]:
+    """Every stored series (``metric_series``), the runs (``runs_overview``) and the series as
+    (metric, dataset, variant) choices; an empty database stops the page with the precompute command."""
+    available = load(queries.metric_series, db)
+    if available.empty:
+        no_results(db)
+    options = list(available[["metric", "dataset", "variant"]].itertuples(index=False, name=None))
+    return available, load(queries.runs_overview, db), options
+
+
 def no_results(db: Path, what: str = "results", evals: str | None = None) -> None:
     """The empty-database message, with the command that fills it; stops the page."""
     command = PRECOMPUTE.format(db=db) + (f" --evals {evals}" if evals else "")

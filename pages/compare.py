@@ -8,7 +8,7 @@ from clipdash import charts
 from clipdash.evals import compare
 from clipdash.store import queries
 from clipdash.store.settings import describe_setting
-from pages.common import database, load, no_results, show_chart
+from pages.common import database, load, show_chart, stored_series
 
 # Labels of compare.CHECKPOINTS, the x axes of the curves, and the points table's columns.
 CHECKPOINTS = {"all": "all epochs", "last": "last epoch only", "epoch": "a chosen epoch"}
@@ -18,29 +18,19 @@ TABLE += ["x_setting", "y_setting"]
 
 st.title("Compare models")
 db = database()
-available = load(queries.metric_series, db)
-if available.empty:
-    no_results(db)
-
-runs_table = load(queries.runs_overview, db)
-options = list(available[["metric", "dataset", "variant"]].itertuples(index=False, name=None))
+available, runs_table, options = stored_series(db)
 preferred = queries.match_series(available) + options  # the registry's default curves first
 x_default = preferred[0]
 y_default = next((s for s in preferred if s != x_default), x_default)
-left, right = st.columns(2)
-x_series = left.selectbox(
-    "x axis",
-    options,
-    options.index(x_default),
-    format_func=lambda s: charts.series_label(*s),
-    key="compare-x",
-)
-y_series = right.selectbox(
-    "y axis",
-    options,
-    options.index(y_default),
-    format_func=lambda s: charts.series_label(*s),
-    key="compare-y",
+x_series, y_series = (
+    where.selectbox(
+        f"{axis} axis",
+        options,
+        options.index(default),
+        format_func=lambda s: charts.series_label(*s),
+        key=f"compare-{axis}",
+    )
+    for axis, default, where in zip("xy", (x_default, y_default), st.columns(2), strict=True)
 )
 runs = st.multiselect("Runs", runs_table["run"].tolist(), default=runs_table["run"].tolist())
 if not runs:

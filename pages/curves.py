@@ -6,16 +6,11 @@ import streamlit as st
 from clipdash import charts, references
 from clipdash.evals.curves import curve_correlations, minmax_normalise, peak_epochs
 from clipdash.store import queries
-from pages.common import REFERENCES_CSV, choose_setting, database, load, no_results, show_chart
+from pages.common import REFERENCES_CSV, choose_setting, database, load, show_chart, stored_series
 
 st.title("Curves over training")
 db = database()
-available = load(queries.metric_series, db)
-if available.empty:
-    no_results(db)
-
-runs_table = load(queries.runs_overview, db)
-options = list(available[["metric", "dataset", "variant"]].itertuples(index=False, name=None))
+available, runs_table, options = stored_series(db)
 runs = st.multiselect("Runs", runs_table["run"].tolist(), default=runs_table["run"].tolist())
 chosen = st.multiselect(
     "Measurements (one panel per metric)",

@@ -103,6 +103,21 @@ def calibration_metrics(images: pd.DataFrame, n_bins: int) -> tuple[dict[str, fl
     return values, pd.concat(frames, ignore_index=True)
 
 
+def dataset_result(
+    name: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, **fit: np.ndarray
+) -> tuple[Rows, dict[str, pd.DataFrame]]:
+    """One test set's metric rows (the temperatures as ``fold`` sub-series of a cross-fit) and per-item
+    rows, from its logits (``fit``: ``calibrate``'s held-out logits and labels)."""
+    images, temperatures = calibrate(logits, np.asarray(labels), **fit)
+    values, bins = calibration_metrics(images, n_bins)
+    rows = metric_rows(values, name)
+    for t in temperatures.itertuples():
+        fold = {} if t.fold == TRAIN_FIT_FOLD else {"fold": t.fold}
+        rows += metric_rows({"temperature": t.temperature}, name, **fold)
+    frames = (images, bins, temperatures)
+    return rows, {table: frame.assign(dataset=name) for table, frame in zip(TABLE_NAMES, frames, strict=True)}
+
+
 def compute(ctx, params: CalibrationParams):
     from clipdash.store import EvalResult
 
@@ -114,19 +129,14 @@ def compute(ctx, params: CalibrationParams):
         logits = ctx.logit_scale * (ctx.features(name).numpy() @ weights)
         fit = {}
         if name == "cifar10":
-            train = ctx.inputs.probe_train
             fit = {
                 "fit_logits": ctx.logit_scale * (ctx.features(TRAIN_SPLIT).numpy() @ weights),
-                "fit_labels": train.labels,
+                "fit_labels": ctx.inputs.probe_train.labels,
             }
-        images, temperatures = calibrate(logits, np.asarray(data.labels), **fit)
-        values, bins = calibration_metrics(images, params.n_bins)
-        rows += metric_rows(values, name)
-        for t in temperatures.itertuples():
-            fold = {} if t.fold == TRAIN_FIT_FOLD else {"fold": t.fold}
-            rows += metric_rows({"temperature": t.temperature}, name, **fold)
-        for table, frame in zip(TABLE_NAMES, (images, bins, temperatures), strict=True):
-            tables[table].append(frame.assign(dataset=name))
+        dataset_rows, frames = dataset_result(name, logits, data.labels, params.n_bins, **fit)
+        rows += dataset_rows
+        for table, frame in frames.items():
+            tables[table].append(frame)
     return EvalResult(
         "calibration", 0.0, rows, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
     )
@@ -148,15 +158,7 @@ def classifier_compute(ctx, params: ClassifierCalibrationParams):
 
     data = ctx.inputs.labeled("imagenette")
     logits = ctx.logits("imagenette")[:, imagenette_indices()]
-    images, temperatures = calibrate(logits, np.asarray(data.labels))
-    values, bins = calibration_metrics(images, params.n_bins)
-    rows = metric_rows(values, "imagenette")
-    for t in temperatures.itertuples():
-        rows += metric_rows({"temperature": t.temperature}, "imagenette", fold=t.fold)
-    frames = (images, bins, temperatures)
-    tables = {
-        table: frame.assign(dataset="imagenette") for table, frame in zip(TABLE_NAMES, frames, strict=True)
-    }
+    rows, tables = dataset_result("imagenette", logits, data.labels, params.n_bins)
     return EvalResult("calibration", 0.0, rows, tables)
 
 

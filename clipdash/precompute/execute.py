@@ -117,11 +117,17 @@ def input_problem(name: str, inputs: RunInputs) -> str | None:
     return None
 
 
-def run_measurement(name: str, ctx: CheckpointContext, config: EngineConfig) -> EvalResult:
-    """Run one registered measurement with the parameters ``config`` gives it, and time it."""
+def run_measurement(
+    name: str, ctx: CheckpointContext | ClassifierContext, config: EngineConfig
+) -> EvalResult:
+    """Run one registered measurement with the parameters ``config`` gives it, and time it (on a CLIP
+    checkpoint, or with its classifier compute and params on an ImageNet classifier's context)."""
     measurement = get_measurement(name)
     start = time.perf_counter()
-    result = measurement.compute(ctx, measurement.params(config))
+    if isinstance(ctx, ClassifierContext):
+        result = measurement.classifier_compute(ctx, measurement.classifier_params(config))
+    else:
+        result = measurement.compute(ctx, measurement.params(config))
     result.seconds = time.perf_counter() - start
     return result
 
@@ -247,10 +253,7 @@ class RunExecutor:
         ctx = ClassifierContext(loaded, inputs, self.config.torch_device, self.config.batch)
         results = []
         for name in tqdm(usable, desc=self.spec.text, unit="eval"):
-            measurement = get_measurement(name)
-            start = time.perf_counter()
-            result = measurement.classifier_compute(ctx, measurement.classifier_params(self.config))
-            result.seconds = time.perf_counter() - start
+            result = run_measurement(name, ctx, self.config)
             result.setting = self.settings[name].id
             results.append(result)
         yield CheckpointResult(
