@@ -107,7 +107,7 @@ def _check_page_with_results(page: str, app: AppTest) -> None:
         assert len(app.metric) == 3 and len(app.radio[0].options) == 3
     if page == "pages/calibration.py":
         assert len(app.select_slider) == 2  # an epoch slider for calibration and one for OOD
-        assert "fitted on train split" in " ".join(c.value for c in app.caption)
+        assert "fitted on other half of the test set" in " ".join(c.value for c in app.caption)
 
 
 @pytest.mark.parametrize("page", PAGES)

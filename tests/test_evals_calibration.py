@@ -12,6 +12,8 @@ import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from clipdash.evals.calibration import (
+    TEMPERATURE_RANGE,
+    at_bound,
     expected_calibration_error,
     fit_temperature,
     log_probabilities,
@@ -91,11 +93,34 @@ def test_scaling_keeps_predictions_and_lowers_the_held_out_nll_of_an_overconfide
     true = rng.normal(0, 2, size=(4000, 5))
     labels = (np.exp(log_probabilities(true)).cumsum(axis=1) > rng.random((4000, 1))).argmax(axis=1)
     overconfident = 4 * true
-    images, temperatures = calibrate(overconfident[:2000], labels[:2000], overconfident[2000:], labels[2000:])
-    assert temperatures["fold"].tolist() == [-1] and temperatures["temperature"][0] == pytest.approx(
-        4, rel=0.1
-    )
+    images, temperatures = calibrate(overconfident, labels)
+    assert temperatures["fold"].tolist() == [0, 1]
+    assert temperatures["temperature"].tolist() == pytest.approx([4, 4], rel=0.1)
+    assert not temperatures["at_bound"].any()
     values, bins = calibration_metrics(images, 15)
     assert values["nll_ts"] < values["nll"] and values["ece_ts"] < values["ece"]
-    assert (images["prediction"] == overconfident[:2000].argmax(axis=1)).all()
-    assert bins.groupby("scaled")["count"].sum().tolist() == [2000, 2000]
+    assert (images["prediction"] == overconfident.argmax(axis=1)).all()
+    assert bins.groupby("scaled")["count"].sum().tolist() == [4000, 4000]
+
+
+@pytest.mark.parametrize(
+    ("case", "end"),
+    [("separable", TEMPERATURE_RANGE[0]), ("unrelated", TEMPERATURE_RANGE[1])],
+)
+def test_a_temperature_that_stops_at_the_search_range_is_flagged(case, end):
+    """Logits that always rank the label first are best sharpened without limit (T → 0); logits unrelated
+    to the labels are best flattened entirely (T → ∞): either fit stops at the range's end, and says so."""
+    rng = np.random.default_rng(3)
+    labels = (np.arange(200) // 2) % 4  # each fold (even, odd positions) holds every class equally
+    if case == "separable":
+        logits = 0.1 * rng.normal(0, 1, size=(200, 4))
+        logits[np.arange(200), labels] += 1  # the label's logit is always the largest
+    else:
+        logits = np.tile(rng.normal(0, 5, size=4), (200, 1))  # one logit vector for every label
+    _, temperatures = calibrate(logits, labels)
+    assert temperatures["at_bound"].all()
+    distance = np.abs(np.log(temperatures["temperature"]) - np.log(end))
+    assert (distance < 0.5).all()  # near the end; a flat NLL stops the search a little short of it
+    interior = rng.normal(0, 2, size=(200, 4))
+    interior[np.arange(200), labels] += 1  # informative but not separable: an interior optimum
+    assert not at_bound(interior, labels, fit_temperature(interior, labels))

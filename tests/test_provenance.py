@@ -313,7 +313,7 @@ def test_calibration_recomputes_from_per_image_rows(all_db):
             assert expected_calibration_error(bins) == pytest.approx(ece, abs=1e-6)
             nll = _metric(all_db, f"nll{suffix}", dataset, "")[epoch]
             assert -images[f"log_true_prob{suffix}"].mean() == pytest.approx(nll, rel=1e-5)
-        assert set(images["fold"]) == ({-1} if dataset == "cifar10" else {0, 1})
+        assert set(images["fold"]) == {0, 1}  # every set two-fold cross-fitted
     counts = clip_query(
         all_db, "SELECT epoch, dataset, scaled, sum(count) n FROM calibration_bins GROUP BY ALL"
     )

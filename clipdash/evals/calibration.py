@@ -52,6 +52,20 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
+def at_bound(logits: np.ndarray, labels: np.ndarray, temperature: float, tol: float = 1e-9) -> bool:
+    """Whether the fit of ``temperature`` stopped at an end of ``TEMPERATURE_RANGE``: the NLL there is no
+    higher than at ``temperature``, so the optimum lies at or beyond the range (separable logits want
+    T → 0, logits unrelated to the labels T → ∞). Compared by value, not by position, because a flat
+    NLL stops the search short of the end (T = 0.016 for separable logits)."""
+    if len(labels) == 0:
+        return False
+    fitted = negative_log_likelihood(log_probabilities(logits, temperature), labels)
+    return any(
+        negative_log_likelihood(log_probabilities(logits, end), labels) <= fitted + tol
+        for end in TEMPERATURE_RANGE
+    )
+
+
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> pd.DataFrame:
     """Per equal-width bin of the top-1 confidence ([lower, upper), the last one closed): ``bin``,
     ``lower``, ``upper``, ``count``, mean ``confidence`` and ``accuracy`` (NaN in an empty bin)."""

@@ -2,13 +2,16 @@
 ECE over 15 equal-width bins and NLL, before and after temperature scaling (Guo et al. 2017), as in Tu et
 al.'s holistic evaluation of CLIP models.
 
-The temperature is fitted by NLL on images that are never the scored ones: CIFAR-10's train split (the
-probes' first N images per class) for CIFAR-10; for a set without a train split here (CIFAR-100's 20
-test images, Imagenette's val split) two-fold cross-fitting: images at even positions are scaled with the
-temperature fitted on the odd ones and vice versa. Per image, ``calibration_predictions`` keeps the
-confidence and log-probability of the label before and after scaling (ECE and NLL recompute from it);
-``calibration_bins`` keeps the reliability diagram's non-empty bins, ``calibration_temperatures`` each
-fitted temperature and what it was fitted on.
+The temperature is fitted by NLL on images that are never the scored ones, by two-fold cross-fitting on
+every test set: images at even positions are scaled with the temperature fitted on the odd ones and vice
+versa. Not CIFAR-10's train split (revision 1 fitted CIFAR-10's there): a model trained on CIFAR-10 train,
+as the bundled run is, is more confident on those images than on unseen ones, so a temperature fitted on
+them sharpened the softmax (T = 0.92) and made test ECE worse (0.036 → 0.055). ``temperature_at_bound``
+(per fold) is 1 where the fit stopped at an end of its search range (0.01 or 100): there the temperature
+is the range's, not the likelihood's optimum (a random model at initialisation is best flattened
+entirely). Per image, ``calibration_predictions`` keeps the confidence and log-probability of the label
+before and after scaling (ECE and NLL recompute from it); ``calibration_bins`` keeps the reliability
+diagram's non-empty bins, ``calibration_temperatures`` each fitted temperature and what it was fitted on.
 """
 
 from __future__ import annotations
@@ -23,17 +26,14 @@ from clipdash.measurements.common import Rows, metric_rows
 from clipdash.measurements.table import Table
 from clipdash.measurements.zeroshot import data_folders as zeroshot_folders
 
-TRAIN_SPLIT = "cifar10/probe_train"  # image set of the held-out split: CIFAR-10 train, first N per class
-TRAIN_FIT_FOLD = -1  # ``fold`` of a test image scaled with the train split's temperature
 
 
 @dataclass(frozen=True)
 class CalibrationParams:
     templates: str
     datasets: tuple[str, ...]
-    n_bins: int
-    train_per_class: int  # CIFAR-10 train images per class the temperature is fitted on
-    held_out: str = "cifar10: train split; others: two-fold cross-fit on the test set"
+    n_bins: int = 15
+    held_out: str = "two-fold cross-fit on the test set"
 
 
 def cross_fit_folds(n: int) -> np.ndarray:
@@ -41,35 +41,22 @@ def cross_fit_folds(n: int) -> np.ndarray:
     return (np.arange(n) % 2).astype(np.int16)
 
 
-def calibrate(
-    logits: np.ndarray,
-    labels: np.ndarray,
-    fit_logits: np.ndarray | None = None,
-    fit_labels: np.ndarray | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-image calibration rows and the fitted temperatures of one test set.
-
-    With ``fit_logits`` the temperature is fitted on them (a held-out split); without, by two-fold
-    cross-fitting on the test set itself.
-    """
-    from clipdash.evals.calibration import fit_temperature, log_probabilities
+def calibrate(logits: np.ndarray, labels: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-image calibration rows and the two fitted temperatures of one test set (two-fold cross-fit:
+    each half is scaled with the temperature fitted on the other)."""
+    from clipdash.evals.calibration import at_bound, fit_temperature, log_probabilities
 
     n = len(labels)
     before = log_probabilities(logits)
     after = np.empty_like(before)
-    if fit_logits is not None:
-        temperature = fit_temperature(fit_logits, fit_labels)
-        after[:] = log_probabilities(logits, temperature)
-        folds = np.full(n, TRAIN_FIT_FOLD, np.int16)
-        fitted = [(TRAIN_FIT_FOLD, "train split", len(fit_labels), temperature)]
-    else:
-        folds = cross_fit_folds(n)
-        fitted = []
-        for fold in (0, 1):
-            scored, other = folds == fold, folds != fold
-            temperature = fit_temperature(logits[other], labels[other])
-            after[scored] = log_probabilities(logits[scored], temperature)
-            fitted.append((fold, "other half of the test set", int(other.sum()), temperature))
+    folds = cross_fit_folds(n)
+    fitted = []
+    for fold in (0, 1):
+        scored, other = folds == fold, folds != fold
+        temperature = fit_temperature(logits[other], labels[other])
+        after[scored] = log_probabilities(logits[scored], temperature)
+        edge = at_bound(logits[other], labels[other], temperature)
+        fitted.append((fold, "other half of the test set", int(other.sum()), temperature, edge))
     rows = np.arange(n)
     images = pd.DataFrame(
         {
@@ -84,7 +71,7 @@ def calibrate(
         }
     )
     images["correct"] = images["prediction"] == images["label"]
-    temperatures = pd.DataFrame(fitted, columns=["fold", "fit_on", "n_fit", "temperature"])
+    temperatures = pd.DataFrame(fitted, columns=["fold", "fit_on", "n_fit", "temperature", "at_bound"])
     return images, temperatures.astype({"fold": np.int16, "n_fit": np.int32})
 
 
@@ -104,17 +91,17 @@ def calibration_metrics(images: pd.DataFrame, n_bins: int) -> tuple[dict[str, fl
 
 
 def dataset_result(
-    name: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, **fit: np.ndarray
+    name: str, logits: np.ndarray, labels: np.ndarray, n_bins: int
 ) -> tuple[Rows, dict[str, pd.DataFrame]]:
-    """One test set's metric rows (the temperatures as ``fold`` sub-series of a cross-fit) and per-item
-    rows, from its logits (``fit``: ``calibrate``'s held-out logits and labels)."""
-    images, temperatures = calibrate(logits, np.asarray(labels), **fit)
+    """One test set's metric rows (each fold's temperature and whether it stopped at the search range's
+    end as ``fold`` sub-series) and per-item rows, from its logits."""
+    images, temperatures = calibrate(logits, np.asarray(labels))
     values, bins = calibration_metrics(images, n_bins)
     rows = metric_rows(values, name)
     for t in temperatures.itertuples():
-        fold = {} if t.fold == TRAIN_FIT_FOLD else {"fold": t.fold}
-        rows += metric_rows({"temperature": t.temperature}, name, **fold)
-    frames = (images, bins, temperatures)
+        values = {"temperature": t.temperature, "temperature_at_bound": float(t.at_bound)}
+        rows += metric_rows(values, name, fold=t.fold)
+    frames = (images, bins, temperatures.drop(columns="at_bound"))
     return rows, {table: frame.assign(dataset=name) for table, frame in zip(TABLE_NAMES, frames, strict=True)}
 
 
@@ -127,13 +114,7 @@ def compute(ctx, params: CalibrationParams):
         data = ctx.inputs.labeled(name)
         weights = ctx.classifier(data.classnames, data.templates).numpy()
         logits = ctx.logit_scale * (ctx.features(name).numpy() @ weights)
-        fit = {}
-        if name == "cifar10":
-            fit = {
-                "fit_logits": ctx.logit_scale * (ctx.features(TRAIN_SPLIT).numpy() @ weights),
-                "fit_labels": ctx.inputs.probe_train.labels,
-            }
-        dataset_rows, frames = dataset_result(name, logits, data.labels, params.n_bins, **fit)
+        dataset_rows, frames = dataset_result(name, logits, data.labels, params.n_bins)
         rows += dataset_rows
         for table, frame in frames.items():
             tables[table].append(frame)
@@ -162,11 +143,6 @@ def classifier_compute(ctx, params: ClassifierCalibrationParams):
     return EvalResult("calibration", 0.0, rows, tables)
 
 
-def image_sets(inputs) -> tuple[str, ...]:
-    names = tuple(inputs.zeroshot_names)
-    return names + ((TRAIN_SPLIT,) if "cifar10" in names else ())
-
-
 TABLES = (
     Table(
         "calibration_predictions",
@@ -177,7 +153,7 @@ TABLES = (
             ("label", "SMALLINT"),
             ("prediction", "SMALLINT"),
             ("correct", "BOOLEAN"),
-            ("fold", "SMALLINT"),  # -1: scaled with the train split's temperature; 0/1: cross-fit fold
+            ("fold", "SMALLINT"),  # the cross-fit fold (revision 1: -1 = scaled with CIFAR-10 train's)
             ("confidence", "FLOAT"),
             ("log_true_prob", "FLOAT"),
             ("confidence_ts", "FLOAT"),
@@ -215,10 +191,8 @@ TABLE_NAMES = tuple(table.name for table in TABLES)
 MEASUREMENT = Measurement(
     name="calibration",
     description="ECE (15 bins) and NLL of the zero-shot softmax, before and after temperature scaling",
-    params=lambda config: CalibrationParams(
-        config.templates, tuple(config.zeroshot_names), 15, config.splits.probe_train
-    ),
-    image_sets=image_sets,
+    params=lambda config: CalibrationParams(config.templates, tuple(config.zeroshot_names)),
+    image_sets=lambda inputs: tuple(inputs.zeroshot_names),
     data_folders=zeroshot_folders,
     compute=compute,
     classifier_compute=classifier_compute,
@@ -236,5 +210,7 @@ MEASUREMENT = Measurement(
         "nll": "Negative log-likelihood",
         "nll_ts": "NLL after temperature scaling",
         "temperature": "Fitted temperature (T > 1: overconfident)",
+        "temperature_at_bound": "Temperature fit stopped at its search range's end (1 = yes)",
     },
+    revision=2,
 )
