@@ -27,7 +27,6 @@ from clipdash.measurements.table import Table
 from clipdash.measurements.zeroshot import data_folders as zeroshot_folders
 
 
-
 @dataclass(frozen=True)
 class CalibrationParams:
     templates: str
