@@ -1,8 +1,11 @@
-"""Gaussian-noise CIFAR-C (Hendrycks & Dietterich 2019): the official release, or regenerated with a seed.
+"""Gaussian-noise CIFAR-C (Hendrycks & Dietterich 2019): the official release, or regenerated with a seed;
+and Imagenette-C, Gaussian noise with ImageNet-C's scales for a set that 1000-way ImageNet classifiers and
+CLIP models can both be scored on.
 
 The corruption is ``clip(x/255 + N(0, c), 0, 1) * 255`` cast to uint8 (truncation, as in the official
-script), with c = 0.04, 0.06, 0.08, 0.09, 0.10 for severities 1..5. The official script sets no seed, so a
-regenerated copy uses ``np.random.default_rng([seed, severity])`` and says so in the log.
+script), with c = 0.04, 0.06, 0.08, 0.09, 0.10 for severities 1..5 on CIFAR (32 px) and c = 0.08, 0.12,
+0.18, 0.26, 0.38 on ImageNet (224 px). The official script sets no seed, so a regenerated copy uses
+``np.random.default_rng([seed, severity])`` and says so in the log.
 """
 
 from __future__ import annotations
@@ -18,18 +21,22 @@ from clipdash.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 SEVERITY_SCALES = (0.04, 0.06, 0.08, 0.09, 0.10)
+IMAGENET_C_SCALES = (0.08, 0.12, 0.18, 0.26, 0.38)  # ImageNet-C's gaussian_noise, severities 1..5
 SEVERITIES = tuple(range(1, len(SEVERITY_SCALES) + 1))
 RELEASE_FOLDERS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 RELEASE_SOURCES = {"cifar10": "Zenodo record 2535967", "cifar100": "Zenodo record 3555552"}
 
 
-def gaussian_noise(images: np.ndarray, severity: int, seed: int = 0) -> np.ndarray:
-    """Hendrycks' Gaussian noise at ``severity`` (1..5) on uint8 images; deterministic in (seed, severity)."""
+def gaussian_noise(
+    images: np.ndarray, severity: int, seed: int = 0, scales: tuple[float, ...] = SEVERITY_SCALES
+) -> np.ndarray:
+    """Hendrycks' Gaussian noise at ``severity`` (1..5) on uint8 images, with CIFAR-C's ``scales`` (or
+    ``IMAGENET_C_SCALES``); deterministic in (seed, severity)."""
     if severity not in SEVERITIES:
         raise DatasetError(f"unknown Gaussian-noise severity {severity}; choose one of {SEVERITIES}")
     rng = np.random.default_rng([seed, severity])
     x = images / 255.0
-    x = np.clip(x + rng.normal(size=x.shape, scale=SEVERITY_SCALES[severity - 1]), 0, 1) * 255
+    x = np.clip(x + rng.normal(size=x.shape, scale=scales[severity - 1]), 0, 1) * 255
     return x.astype(np.uint8)
 
 

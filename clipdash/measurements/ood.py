@@ -1,16 +1,20 @@
-"""Out-of-distribution detection with CIFAR-10 test images as in-distribution (ID): each image's MCM score
-(max softmax over the ten CIFAR-10 class embeddings of cosine / τ, τ = 1; Ming et al. 2022), and per OOD
-set the AUROC and the FPR at 95 % TPR (Tu et al.'s holistic evaluation reports both).
+"""Out-of-distribution detection: each image's score (higher: in distribution), and per OOD set the AUROC
+and the FPR at 95 % TPR (Tu et al.'s holistic evaluation reports both).
 
-OOD sets from the data at hand, with the images of classes that overlap CIFAR-10 removed:
-- ``imagenette``: Imagenette val without English springer (a CIFAR dog) and garbage truck (a CIFAR truck);
-- ``cue-conflict``: the conflict stimuli whose shape and texture classes are both outside CIFAR-10 (bear,
-  bicycle, bottle, chair, clock, elephant, keyboard, knife, oven): airplane, bird, boat (ship), car
-  (automobile), cat, dog and truck are CIFAR classes in shape or texture;
-- ``livec``: LIVE-C photos and ``mit1003``: MIT1003 scenes. Both are unlabelled, so nothing can be removed:
-  some of their photos show cars, dogs, cats or birds, which makes these two sets harder than a clean OOD
-  set would be (the numbers are a lower bound on separability).
-Every score is stored in ``ood_scores`` (ID and OOD rows), so AUROC and FPR recompute from it.
+The in-distribution (ID) set is a setting (``--ood-id``): CIFAR-10 test (default) or Imagenette val, the ID
+set an ImageNet-1k classifier can score (it has no CIFAR-10 head). A CLIP model's score is MCM (Ming et al.
+2022: max softmax over the ID class prompts of cosine / τ, τ = 1); a classifier's is MSP (Hendrycks &
+Gimpel 2017: max softmax over the ten Imagenette logits). Each ID set's OOD sets are the others at hand,
+with the images of classes that overlap the ID classes removed:
+- ID CIFAR-10: Imagenette without English springer (a CIFAR dog) and garbage truck (a CIFAR truck);
+  cue-conflict stimuli whose shape and texture are both outside CIFAR-10 (bear, bicycle, bottle, chair,
+  clock, elephant, keyboard, knife, oven; airplane, bird, boat ≈ ship, car ≈ automobile, cat, dog and truck
+  are CIFAR classes);
+- ID Imagenette: CIFAR-10 without dog and truck; cue-conflict without dog and truck in shape or texture;
+- both: LIVE-C photos and MIT1003 scenes. They are unlabelled, so nothing can be removed: some of their
+  photos show cars, dogs or birds, which makes them harder than a clean OOD set (a lower bound on
+  separability).
+Every score is stored in ``ood_scores`` (ID and OOD rows of one setting), so AUROC and FPR recompute from it.
 """
 
 from __future__ import annotations
@@ -24,69 +28,142 @@ from clipdash.measurements import Measurement, Series
 from clipdash.measurements.common import CIFAR10_FOLDERS, Rows, metric_rows
 from clipdash.measurements.table import Table
 
-ID_DATASET = "cifar10"
-OOD_SETS = ("imagenette", "cue-conflict", "livec", "mit1003")
-# OOD classes that are CIFAR-10 classes (or their texture is): removed from the OOD sets.
-IMAGENETTE_OVERLAP = {"English Springer Spaniel": "dog", "garbage truck": "truck"}
-CUE_CONFLICT_OVERLAP = {
-    "airplane": "airplane",
-    "bird": "bird",
-    "boat": "ship",
-    "car": "automobile",
-    "cat": "cat",
-    "dog": "dog",
-    "truck": "truck",
+ID_SETS = ("cifar10", "imagenette")
+OOD_SETS = {
+    "cifar10": ("imagenette", "cue-conflict", "livec", "mit1003"),
+    "imagenette": ("cifar10", "cue-conflict", "livec", "mit1003"),
+}
+# Per ID set, the classes of each labelled OOD set that are ID classes (in shape or texture for
+# cue-conflict): their images are removed. Values name the ID class they overlap.
+OVERLAPS = {
+    "cifar10": {
+        "imagenette": {"English Springer Spaniel": "dog", "garbage truck": "truck"},
+        "cue-conflict": {
+            "airplane": "airplane",
+            "bird": "bird",
+            "boat": "ship",
+            "car": "automobile",
+            "cat": "cat",
+            "dog": "dog",
+            "truck": "truck",
+        },
+    },
+    "imagenette": {
+        "cifar10": {"dog": "English Springer Spaniel", "truck": "garbage truck"},
+        "cue-conflict": {"dog": "English Springer Spaniel", "truck": "garbage truck"},
+    },
+}
+
+
+# What each ID set's OOD sets lose, in words (stored with the setting; CIFAR-10's as first stored).
+REMOVED = {
+    "cifar10": (
+        "imagenette: English Springer Spaniel (CIFAR dog)",
+        "imagenette: garbage truck (CIFAR truck)",
+        "cue-conflict: shape or texture a CIFAR-10 class",
+    ),
+    "imagenette": (
+        "cifar10: dog (Imagenette English Springer Spaniel)",
+        "cifar10: truck (Imagenette garbage truck)",
+        "cue-conflict: shape or texture dog or truck",
+    ),
 }
 
 
 @dataclass(frozen=True)
 class OodParams:
     templates: str
-    id_dataset: str = ID_DATASET
-    ood_sets: tuple[str, ...] = OOD_SETS
+    id_dataset: str = "cifar10"
+    ood_sets: tuple[str, ...] = OOD_SETS["cifar10"]
     score: str = "mcm"
     tau: float = 1.0
     tpr: float = 0.95
-    removed: tuple[str, ...] = (
-        *(f"imagenette: {name} (CIFAR {c})" for name, c in IMAGENETTE_OVERLAP.items()),
-        "cue-conflict: shape or texture a CIFAR-10 class",
-    )
+    removed: tuple[str, ...] = REMOVED["cifar10"]
 
 
-def ood_rows(inputs, name: str) -> np.ndarray:
-    """The rows of image set ``name`` that are out of distribution for CIFAR-10 (all, when unlabelled)."""
-    if name == "imagenette":
-        data = inputs.labeled("imagenette")
-        removed = {data.classnames.index(c) for c in IMAGENETTE_OVERLAP}
-        return np.flatnonzero(~np.isin(data.labels, sorted(removed)))
+def clip_params(config) -> OodParams:
+    id_dataset = config.ood_id
+    return OodParams(config.templates, id_dataset, OOD_SETS[id_dataset], removed=REMOVED[id_dataset])
+
+
+@dataclass(frozen=True)
+class ClassifierOodParams:
+    """An ImageNet-1k classifier: MSP over its ten Imagenette logits, ID = Imagenette val."""
+
+    id_dataset: str = "imagenette"
+    ood_sets: tuple[str, ...] = OOD_SETS["imagenette"]
+    score: str = "msp over the ten Imagenette logits"
+    tpr: float = 0.95
+    removed: tuple[str, ...] = REMOVED["imagenette"]
+
+
+def ood_rows(inputs, name: str, id_dataset: str = "cifar10") -> np.ndarray:
+    """The rows of image set ``name`` that are out of distribution for ``id_dataset`` (all, when
+    unlabelled)."""
+    overlap = OVERLAPS[id_dataset].get(name, {})
     if name == "cue-conflict":
         data = inputs.cue_conflict
         pairs = zip(data.shape_class, data.texture_class, strict=True)
-        keep = [not ({shape, texture} & set(CUE_CONFLICT_OVERLAP)) for shape, texture in pairs]
-        return np.flatnonzero(keep)
+        return np.flatnonzero([not ({shape, texture} & set(overlap)) for shape, texture in pairs])
+    if name in ID_SETS:
+        data = inputs.labeled(name)
+        removed = [data.classnames.index(c) for c in overlap]
+        return np.flatnonzero(~np.isin(data.labels, removed))
     return np.arange(len(inputs.pixels(name)))
 
 
-def compute(ctx, params: OodParams):
-    from clipdash.evals.ood import auroc, fpr_at_tpr, mcm_scores
+def detection_result(
+    id_dataset: str, id_scores: np.ndarray, ood_scores: dict[str, tuple[np.ndarray, np.ndarray]], tpr: float
+):
+    """Metric rows and ``ood_scores`` rows from the ID scores and each OOD set's (rows, scores)."""
+    from clipdash.evals.ood import auroc, fpr_at_tpr
     from clipdash.store import EvalResult
+
+    frames = [score_rows(id_dataset, np.arange(len(id_scores)), id_scores, True)]
+    rows: Rows = []
+    for name, (index, scores) in ood_scores.items():
+        values = {
+            "auroc": auroc(id_scores, scores),
+            "fpr95": fpr_at_tpr(id_scores, scores, tpr),
+            "n_ood": len(scores),
+        }
+        rows += metric_rows(values, name, id=id_dataset)
+        frames.append(score_rows(name, index, scores, False))
+    return EvalResult("ood", 0.0, rows, {"ood_scores": pd.concat(frames, ignore_index=True)})
+
+
+def compute(ctx, params: OodParams):
+    from clipdash.evals.ood import mcm_scores
 
     data = ctx.inputs.labeled(params.id_dataset)
     text = ctx.classifier(data.classnames, data.templates).T.numpy()  # classes × D
-    id_scores = mcm_scores(ctx.features(params.id_dataset).numpy(), text, params.tau)
-    frames = [score_rows(params.id_dataset, np.arange(len(id_scores)), id_scores, True)]
-    rows: Rows = []
+
+    def scores(name: str, index: np.ndarray | None = None) -> np.ndarray:
+        features = ctx.features(name).numpy()
+        return mcm_scores(features if index is None else features[index], text, params.tau)
+
+    ood = {}
     for name in params.ood_sets:
-        index = ood_rows(ctx.inputs, name)
-        scores = mcm_scores(ctx.features(name).numpy()[index], text, params.tau)
-        values = {
-            "auroc": auroc(id_scores, scores),
-            "fpr95": fpr_at_tpr(id_scores, scores, params.tpr),
-            "n_ood": len(scores),
-        }
-        rows += metric_rows(values, name, id=params.id_dataset)
-        frames.append(score_rows(name, index, scores, False))
-    return EvalResult("ood", 0.0, rows, {"ood_scores": pd.concat(frames, ignore_index=True)})
+        index = ood_rows(ctx.inputs, name, params.id_dataset)
+        ood[name] = (index, scores(name, index))
+    return detection_result(params.id_dataset, scores(params.id_dataset), ood, params.tpr)
+
+
+def classifier_compute(ctx, params: ClassifierOodParams):
+    from clipdash.evals.ood import msp_scores
+    from clipdash.measurements.imagenet import imagenette_indices
+
+    classes = imagenette_indices()
+
+    def scores(name: str, index: np.ndarray | None = None) -> np.ndarray:
+        logits = ctx.logits(name)
+        return msp_scores((logits if index is None else logits[index])[:, classes])
+
+    ood = {}
+    for name in params.ood_sets:
+        index = ood_rows(ctx.inputs, name, params.id_dataset)
+        ood[name] = (index, scores(name, index))
+    return detection_result(params.id_dataset, scores(params.id_dataset), ood, params.tpr)
 
 
 def score_rows(dataset: str, index: np.ndarray, scores: np.ndarray, is_id: bool) -> pd.DataFrame:
@@ -100,11 +177,24 @@ def score_rows(dataset: str, index: np.ndarray, scores: np.ndarray, is_id: bool)
     )
 
 
+def _series() -> tuple[Series, ...]:
+    names = {"cifar10": "CIFAR-10", "imagenette": "Imagenette", "cue-conflict": "cue-conflict"}
+    names |= {"livec": "LIVE-C", "mit1003": "MIT1003"}
+    series = []
+    for id_dataset, sets in OOD_SETS.items():
+        for name in sets:
+            label = f"{names[name]} vs {names[id_dataset]}"
+            summary = "ood_auroc" if (id_dataset, name) == ("cifar10", "imagenette") else None
+            series.append(Series("auroc", name, f"id={id_dataset}", f"OOD AUROC ({label})", summary=summary))
+            series.append(Series("fpr95", name, f"id={id_dataset}", f"OOD FPR@95%TPR ({label})"))
+    return tuple(series)
+
+
 MEASUREMENT = Measurement(
     name="ood",
-    description="OOD detection (MCM score, ID = CIFAR-10 test): AUROC and FPR@95 on four OOD sets",
-    params=lambda config: OodParams(config.templates),
-    image_sets=lambda inputs: (ID_DATASET, *OOD_SETS),
+    description="OOD detection (CLIP: MCM, classifiers: MSP; ID set: --ood-id), AUROC and FPR@95 per OOD set",
+    params=clip_params,
+    image_sets=lambda inputs: ("cifar10", "imagenette", "cue-conflict", "livec", "mit1003"),
     data_folders=lambda config: (
         *CIFAR10_FOLDERS,
         "imagenette",
@@ -115,21 +205,15 @@ MEASUREMENT = Measurement(
         "mit1003",
     ),  # fmt: skip
     compute=compute,
+    classifier_compute=classifier_compute,
+    classifier_params=lambda config: ClassifierOodParams(),
     tables=(
         Table(
             "ood_scores",
-            "one ID (CIFAR-10 test) or OOD image: its detection score (higher: in distribution)",
+            "one ID or OOD image: its detection score (higher: in distribution; the ID set is the setting's)",
             (("dataset", "VARCHAR"), ("image_index", "INTEGER"), ("is_id", "BOOLEAN"), ("score", "FLOAT")),
         ),
     ),
-    series=(
-        Series(
-            "auroc", "imagenette", "id=cifar10", "OOD AUROC (Imagenette vs CIFAR-10)", summary="ood_auroc"
-        ),
-        Series("auroc", "livec", "id=cifar10", "OOD AUROC (LIVE-C vs CIFAR-10)"),
-        Series("auroc", "mit1003", "id=cifar10", "OOD AUROC (MIT1003 vs CIFAR-10)"),
-        Series("auroc", "cue-conflict", "id=cifar10", "OOD AUROC (cue-conflict vs CIFAR-10)"),
-        Series("fpr95", "imagenette", "id=cifar10", "OOD FPR@95%TPR (Imagenette vs CIFAR-10)"),
-    ),
-    titles={"auroc": "OOD detection AUROC (ID: CIFAR-10)", "fpr95": "OOD FPR at 95 % TPR (ID: CIFAR-10)"},
+    series=_series(),
+    titles={"auroc": "OOD detection AUROC", "fpr95": "OOD FPR at 95 % TPR"},
 )

@@ -136,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="image embeddings stored per class and split for interactive probes",
     )
     parser.add_argument("--noise-seed", type=non_negative, default=0)
+    parser.add_argument(
+        "--noise-dataset",
+        default="cifar10",
+        choices=("cifar10", "imagenette"),
+        help="noise: CIFAR-10-C (default) or Imagenette-C Gaussian noise (ImageNet classifiers: imagenette)",
+    )
+    parser.add_argument(
+        "--ood-id",
+        default="cifar10",
+        choices=("cifar10", "imagenette"),
+        help="ood: the in-distribution set (ImageNet classifiers: always imagenette)",
+    )
     parser.add_argument("--download", action="store_true", help="download missing datasets when online")
     parser.add_argument(
         "--backend",
@@ -210,6 +222,8 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig:
             args.embeddings_per_class,
         ),
         noise_seed=args.noise_seed,
+        noise_dataset=args.noise_dataset,
+        ood_id=args.ood_id,
         download=args.download,
         cache_dir=None if args.no_cache else args.cache_dir,
         gpu_decode=args.decoder == "auto",

@@ -7,6 +7,7 @@ numbers, tuples), so it pickles to another process.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class EngineConfig:
     limit: int | None = None
     splits: SplitSizes = field(default_factory=SplitSizes)
     noise_seed: int = 0
+    noise_dataset: str = "cifar10"  # the clean set noise is added to: cifar10 (CIFAR-10-C) or imagenette
+    ood_id: str = "cifar10"  # the in-distribution set of ``ood``: cifar10 or imagenette
     download: bool = False
     cache_dir: Path | None = None  # None: no decoded-image cache
     gpu_decode: bool = True  # nvJPEG for JPEGs when the device is CUDA
@@ -63,10 +66,18 @@ class EngineConfig:
             )
         if self.templates not in TEMPLATE_SETS:
             raise ClipdashError(f"unknown template set {self.templates!r}; choose from {TEMPLATE_SETS}")
+        for option, value in (("--noise-dataset", self.noise_dataset), ("--ood-id", self.ood_id)):
+            if value not in ("cifar10", "imagenette"):
+                raise ClipdashError(f"{option} {value!r}: choose cifar10 or imagenette")
         check_precision(self.precision)
         parse_device(self.device)
         if not Path(self.data_root).is_dir():
             raise ClipdashError(f"data root not found: {self.data_root}")
+
+    def for_classifier(self) -> EngineConfig:
+        """The configuration an ImageNet-1k classifier runs under: its noise and OOD protocols are on
+        Imagenette (it has no CIFAR-10 head), whatever the CLIP runs of the job use."""
+        return dataclasses.replace(self, noise_dataset="imagenette", ood_id="imagenette")
 
     @property
     def torch_device(self) -> torch.device:

@@ -57,6 +57,7 @@ def run_inputs(config: EngineConfig, image_size: int) -> RunInputs:
         DecodedCache(config.cache_dir),
         config.torch_device,
         gpu_decode=config.gpu_decode,
+        noise_dataset=config.noise_dataset,
     )
 
 
@@ -68,6 +69,7 @@ def inputs_key(config: EngineConfig) -> tuple:
         config.limit,
         dataclasses.astuple(config.splits),
         config.noise_seed,
+        config.noise_dataset,
         config.download,
         config.zeroshot_names,
         str(config.cache_dir),
@@ -240,9 +242,10 @@ class RunExecutor:
             return
         loaded = self.models[key]
         size = loaded.resize_to  # decoded at timm's resize size; the classifier crops its centre
-        if size not in self.inputs_by_size:
-            self.inputs_by_size[size] = run_inputs(self.config, size)
-        inputs = self.inputs_by_size[size]
+        config = self.config.for_classifier()
+        inputs = self.inputs_by_size.get(size)
+        if inputs is None or inputs.noise_dataset != config.noise_dataset:  # not a CLIP run's of this size
+            inputs = self.inputs_by_size[size] = run_inputs(config, size)
         problems = {name: input_problem(name, inputs) for name in item.evals}
         for name, problem in problems.items():
             if problem is not None:
@@ -253,7 +256,7 @@ class RunExecutor:
         ctx = ClassifierContext(loaded, inputs, self.config.torch_device, self.config.batch)
         results = []
         for name in tqdm(usable, desc=self.spec.text, unit="eval"):
-            result = run_measurement(name, ctx, self.config)
+            result = run_measurement(name, ctx, config)
             result.setting = self.settings[name].id
             results.append(result)
         yield CheckpointResult(

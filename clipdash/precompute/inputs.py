@@ -22,7 +22,13 @@ import torch
 from clipdash.data.cifar import RELEASES, load_cifar, load_cifar_release
 from clipdash.data.cue_conflict import CueConflict, load_cue_conflict
 from clipdash.data.decode import decode_images
-from clipdash.data.noise import SEVERITIES, load_gaussian_noise, release_path
+from clipdash.data.noise import (
+    IMAGENET_C_SCALES,
+    SEVERITIES,
+    gaussian_noise,
+    load_gaussian_noise,
+    release_path,
+)
 from clipdash.data.prompts import load_prompts
 from clipdash.data.quality import QualityImages
 from clipdash.data.registry import load_dataset
@@ -33,6 +39,7 @@ from clipdash.precompute.cache import DecodedCache, DevicePixels
 
 log = logging.getLogger(__name__)
 NOISE_CLEAN_RELEASE = "cifar10-c/clean"  # image-set key: the official test set beside the CIFAR-10-C release
+IMAGENETTE_C = "imagenette-c/gaussian_noise"  # image-set keys IMAGENETTE_C/<severity>
 
 
 def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
@@ -91,6 +98,7 @@ class RunInputs:
     cache: DecodedCache = field(default_factory=lambda: DecodedCache(None))
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     gpu_decode: bool = True
+    noise_dataset: str = "cifar10"  # the noise measurement's clean set: cifar10 or imagenette
     _pixels: dict[str, np.ndarray] = field(default_factory=dict)
     _labeled_sets: dict[str, LabeledImages] = field(default_factory=dict)
     _failed: dict[str, DatasetError] = field(default_factory=dict)
@@ -247,12 +255,18 @@ class RunInputs:
                 f"cifar10-c/gaussian_noise/{s}": functools.partial(lambda s: self.noisy[s].images, s)
                 for s in SEVERITIES
             },
+            **{f"{IMAGENETTE_C}/{s}": functools.partial(self._imagenette_noise, s) for s in SEVERITIES},
             "cue-conflict": lambda: self.cue_conflict.paths,
             "tid2013/reference": lambda: self.tid2013.reference_paths,
             "tid2013/distorted": lambda: self.tid2013.distorted_paths,
             "livec": lambda: self.livec.paths,
             "mit1003": lambda: self.mit1003,
         }
+
+    def _imagenette_noise(self, severity: int) -> np.ndarray:
+        """Imagenette val with ImageNet-C's Gaussian noise, added to the pixels as decoded for the model
+        (at its input size; for a classifier at timm's resize size, of which it keeps the centre)."""
+        return gaussian_noise(self.pixels("imagenette"), severity, self.noise_seed, IMAGENET_C_SCALES)
 
     def _load_pixels(self, key: str) -> np.ndarray:
         sources = self.image_sources()

@@ -61,5 +61,6 @@ def measurement_setting(measurement: Measurement, config: EngineConfig, classifi
 def job_settings(config: EngineConfig, classifier: bool = False) -> dict[str, Setting]:
     """eval name -> its setting, for every measurement the job runs (with ``classifier``: those of them
     that apply to an ImageNet classifier)."""
+    config = config.for_classifier() if classifier else config
     names = [n for n in config.evals if not classifier or get_measurement(n).classifier_compute is not None]
     return {name: measurement_setting(get_measurement(name), config, classifier) for name in names}
