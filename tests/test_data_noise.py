@@ -7,7 +7,13 @@ import logging
 import numpy as np
 import pytest
 
-from clipdash.data.noise import SEVERITY_SCALES, gaussian_noise, load_gaussian_noise
+from clipdash.data.noise import (
+    CHUNK_ROWS,
+    IMAGENET_C_SCALES,
+    SEVERITY_SCALES,
+    gaussian_noise,
+    load_gaussian_noise,
+)
 from clipdash.data.types import LabeledImages
 from clipdash.errors import DatasetError
 
@@ -46,6 +52,23 @@ def test_noise_scale_matches_severity(severity):
     images = np.full((16, 32, 32, 3), 128, np.uint8)
     diff = gaussian_noise(images, severity).astype(np.float64) - 128
     assert diff.std() / 255 == pytest.approx(SEVERITY_SCALES[severity - 1], rel=0.03)
+
+
+def test_chunked_noise_equals_one_draw_over_all_images():
+    """The images are noised CHUNK_ROWS at a time; the result is that of one draw over the whole array,
+    so the regenerated CIFAR-10-C is the same as before chunking."""
+    images = np.random.default_rng(0).integers(0, 256, size=(2 * CHUNK_ROWS + 5, 4, 4, 3), dtype=np.uint8)
+    draws = np.random.default_rng([0, 4]).normal(size=images.shape, scale=SEVERITY_SCALES[3])
+    exact = (np.clip(images / 255.0 + draws, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(gaussian_noise(images, 4, seed=0), exact)
+
+
+def test_imagenet_c_scales():
+    """ImageNet-C's gaussian_noise severities (Hendrycks & Dietterich 2019, imagenet_c/corruptions.py)."""
+    assert IMAGENET_C_SCALES == (0.08, 0.12, 0.18, 0.26, 0.38)
+    images = np.full((8, 64, 64, 3), 128, np.uint8)
+    diff = gaussian_noise(images, 2, scales=IMAGENET_C_SCALES).astype(np.float64) - 128
+    assert diff.std() / 255 == pytest.approx(0.12, rel=0.03)
 
 
 def test_seeded_and_deterministic():
