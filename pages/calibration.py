@@ -1,6 +1,8 @@
 """Calibration and OOD detection: reliability diagrams and score distributions per checkpoint, and their
 summary numbers over training."""
 
+import json
+
 import streamlit as st
 
 from clipdash import charts
@@ -20,6 +22,12 @@ def pick_epoch(epochs: list[int], key: str) -> int:
     if len(epochs) == 1:
         return epochs[0]
     return st.select_slider("Epoch", epochs, value=epochs[-1], key=key)
+
+
+def setting_values(run: str, eval_name: str, setting: str) -> dict:
+    """The stored settings (JSON) of one of ``run``'s ``eval_name`` settings."""
+    options = load(queries.run_settings, db, run, eval_name)
+    return json.loads(options.loc[options["setting"] == setting, "settings"].iloc[0])
 
 
 def over_training(run: str, setting: str, series: list[tuple[str, str, str]], title: str, name: str) -> None:
@@ -52,24 +60,38 @@ else:
         )
         + ": T > 1 means the softmax was overconfident."
     )
+    bound = [("temperature_at_bound", dataset, f"fold={fold}") for fold in (0, 1)]
+    edges = load(queries.metric_curves, db, tuple(bound), ((run, setting),))
+    edges = edges[(edges["epoch"] == epoch) & (edges["value"] == 1)]
+    if not edges.empty:
+        st.warning(
+            f"The temperature of {len(edges)} fold(s) stopped at an end of its search range (0.01–100): "
+            "the likelihood wants it sharper or flatter than that (at initialisation, a random model's "
+            "softmax is best flattened entirely), so the scaled numbers are the range's, not an optimum's."
+        )
     show_chart(
         charts.reliability_diagram(bins, f"{run} · {dataset} · epoch {epoch}"), bins, "reliability", False
     )
     metrics = [(m, dataset, "") for m in ("ece", "ece_ts")]
     over_training(run, setting, metrics, f"ECE over training ({dataset})", "ece-over-training")
 
-st.header("Out-of-distribution detection (ID: CIFAR-10 test)")
+st.header("Out-of-distribution detection")
 if ood.empty:
     st.info("No OOD results in this database (precompute with --evals ood).")
 else:
     run = st.selectbox("Run", runs_in_order(ood), key="ood-run")
     setting = choose_setting(db, run, "ood")
+    protocol = setting_values(run, "ood", setting)
+    id_dataset = protocol.get("id_dataset", "cifar10")
     stored = ood[(ood["run"] == run) & (ood["setting"] == setting)]
     epoch = pick_epoch(sorted(stored["epoch"].unique()), "ood-epoch")
     histogram = load(queries.ood_score_histogram, db, run, setting, epoch)
+    score = f"Score: {protocol.get('score')}"
+    if protocol.get("score") == "mcm":
+        score = f"MCM score: the largest softmax(cosine / τ) over the {id_dataset} class prompts (τ = 1)"
     st.caption(
-        "MCM score: the largest softmax(cosine / τ) over the ten CIFAR-10 class prompts (τ = 1). LIVE-C and "
-        "MIT1003 are unlabelled, so their photos of cars, dogs or birds could not be removed."
+        f"ID: {id_dataset}. {score}. Removed from the OOD sets: {'; '.join(protocol.get('removed', []))}. "
+        "LIVE-C and MIT1003 are unlabelled, so their photos of cars, dogs or birds could not be removed."
     )
     show_chart(
         charts.ood_histogram(histogram, f"Score distributions · {run} · epoch {epoch}"),
@@ -77,9 +99,8 @@ else:
         "ood-scores",
     )
     sets = sorted(histogram.loc[~histogram["is_id"], "dataset"].unique())
+    variant = f"id={id_dataset}"
+    over_training(run, setting, [("auroc", s, variant) for s in sets], "AUROC over training", "ood-auroc")
     over_training(
-        run, setting, [("auroc", s, "id=cifar10") for s in sets], "AUROC over training", "ood-auroc"
-    )
-    over_training(
-        run, setting, [("fpr95", s, "id=cifar10") for s in sets], "FPR at 95 % TPR over training", "ood-fpr"
+        run, setting, [("fpr95", s, variant) for s in sets], "FPR at 95 % TPR over training", "ood-fpr"
     )
