@@ -25,6 +25,8 @@ from clipdash.measurements.table import Table
 if TYPE_CHECKING:
     import pandas as pd
 
+    from clipdash.evals.bootstrap import BootstrapConfig
+    from clipdash.measurements.intervals import Replicates
     from clipdash.precompute.config import EngineConfig
     from clipdash.precompute.context import CheckpointContext, ClassifierContext
     from clipdash.precompute.inputs import RunInputs
@@ -87,6 +89,9 @@ class Measurement:
     #: logits and the params stored with it; None where the measurement does not apply to a classifier.
     classifier_compute: Callable[[ClassifierContext, Any], EvalResult] | None = None
     classifier_params: Callable[[EngineConfig], Any] | None = None
+    #: Bootstrap replicates of the headline numbers from one checkpoint's per-item tables and metric rows
+    #: (``clipdash.measurements.intervals``); None where the items are not stored or not resampled.
+    replicates: Callable[[dict[str, pd.DataFrame], pd.DataFrame, BootstrapConfig], Replicates] | None = None
 
 
 @cache

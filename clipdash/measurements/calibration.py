@@ -187,6 +187,26 @@ TABLES = (
 )
 TABLE_NAMES = tuple(table.name for table in TABLES)
 
+
+def replicates(tables, metrics, config):
+    """ECE and NLL before and after scaling of each test set, over its images (each image scaled with
+    its fold's fitted temperature, which is not refitted per replicate)."""
+    from clipdash.evals import bootstrap
+    from clipdash.evals.calibration import N_BINS
+
+    out = {}
+    for name, images in tables["calibration_predictions"].groupby("dataset", sort=False):
+        counts = bootstrap.resample_counts(len(images), config)
+        correct = images["correct"].to_numpy()
+        for suffix in ("", "_ts"):
+            confidence = images[f"confidence{suffix}"].to_numpy()
+            ece = bootstrap.expected_calibration_error(counts, confidence, correct, N_BINS)
+            nll = bootstrap.mean(counts, -images[f"log_true_prob{suffix}"].to_numpy())
+            out[(f"ece{suffix}", name, "")] = (len(images), ece)
+            out[(f"nll{suffix}", name, "")] = (len(images), nll)
+    return out
+
+
 MEASUREMENT = Measurement(
     name="calibration",
     description="ECE (15 bins) and NLL of the zero-shot softmax, before and after temperature scaling",
@@ -194,6 +214,7 @@ MEASUREMENT = Measurement(
     image_sets=lambda inputs: tuple(inputs.zeroshot_names),
     data_folders=zeroshot_folders,
     compute=compute,
+    replicates=replicates,
     classifier_compute=classifier_compute,
     classifier_params=lambda config: ClassifierCalibrationParams(),
     tables=TABLES,

@@ -137,6 +137,30 @@ def _indices(inputs):
     return load_imagenet16_indices(inputs.data_root)
 
 
+def replicates(tables, metrics, config):
+    """Shape and texture bias and fractions of each protocol, over the conflict images (per class there
+    are 75 or fewer: not resampled)."""
+    from clipdash.evals import bootstrap
+
+    out = {}
+    decisions = tables["cue_conflict_decisions"]
+    for protocol, rows in decisions.groupby("protocol", sort=False):
+        kept = rows[rows["shape_class"] != rows["texture_class"]]
+        shape = (kept["decision"] == kept["shape_class"]).to_numpy()
+        texture = (kept["decision"] == kept["texture_class"]).to_numpy()
+        counts = bootstrap.resample_counts(len(kept), config)
+        bias = bootstrap.ratio(counts, shape, shape | texture)
+        values = {
+            "shape_bias": bias,
+            "texture_bias": 1 - bias,
+            "shape_fraction": bootstrap.mean(counts, shape),
+            "texture_fraction": bootstrap.mean(counts, texture),
+        }
+        for metric, replicate in values.items():
+            out[(metric, "cue-conflict", f"protocol={protocol}")] = (len(kept), replicate)
+    return out
+
+
 MEASUREMENT = Measurement(
     name="cue_conflict",
     description="Geirhos cue-conflict shape bias: two-prompt vote, 16-class, ImageNet-1000 → 16",
@@ -144,6 +168,7 @@ MEASUREMENT = Measurement(
     image_sets=lambda inputs: ("cue-conflict",),
     data_folders=lambda config: ("cue-conflict/stimuli", "cue-conflict/imagenet16_indices.json"),
     compute=compute,
+    replicates=replicates,
     tables=(
         Table(
             "cue_conflict_decisions",

@@ -31,6 +31,19 @@ def compute(ctx, params: LivecParams):
     return EvalResult("livec", 0.0, metric_rows(values, "livec"), {"livec_scores": images})
 
 
+def replicates(tables, metrics, config):
+    """PLCC and SRCC over the images."""
+    from clipdash.evals import bootstrap
+
+    images = tables["livec_scores"]
+    counts = bootstrap.resample_counts(len(images), config)
+    x, y = images["score"].to_numpy(), images["mos"].to_numpy()
+    return {
+        ("plcc", "livec", ""): (len(images), bootstrap.pearson(counts, x, y)),
+        ("srcc", "livec", ""): (len(images), bootstrap.spearman(counts, x, y)),
+    }
+
+
 MEASUREMENT = Measurement(
     name="livec",
     description="no-reference quality: good/bad photo prompts against LIVE-C opinion scores",
@@ -38,6 +51,7 @@ MEASUREMENT = Measurement(
     image_sets=lambda inputs: ("livec",),
     data_folders=lambda config: ("livec-224", "livec"),
     compute=compute,
+    replicates=replicates,
     tables=(
         Table(
             "livec_scores",

@@ -115,6 +115,29 @@ def classifier_compute(ctx, params: ImagenetteNoiseParams):
     return noise_result(IMAGENETTE_DATASET, outcomes, len(classes))
 
 
+def replicates(tables, metrics, config):
+    """Accuracy and noise drop per severity and their means over severities, over the images: the clean
+    and noisy copies of an image are drawn together (paired), so a drop's interval is not that of two
+    independent accuracies."""
+    from clipdash.evals import bootstrap
+
+    name = metrics.loc[metrics["metric"] == "noise_drop", "dataset"].iloc[0]
+    top1 = tables["noise_predictions"].pivot(index="image_index", columns="severity", values="top1")
+    counts = bootstrap.resample_counts(len(top1), config)
+    accuracy = {s: bootstrap.mean(counts, top1[s].to_numpy()) for s in top1.columns}
+    severities = [s for s in top1.columns if s]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drops = {s: (accuracy[0] - accuracy[s]) / accuracy[0] for s in severities}
+    n = len(top1)
+    out = {}
+    for s in severities:
+        out[("acc1", name, f"severity={s}")] = (n, accuracy[s])
+        out[("noise_drop", name, f"severity={s}")] = (n, drops[s])
+    out[("acc1", name, "severity=mean")] = (n, np.mean([accuracy[s] for s in severities], axis=0))
+    out[("noise_drop", name, "severity=mean")] = (n, np.mean([drops[s] for s in severities], axis=0))
+    return out
+
+
 def image_sets(inputs) -> tuple[str, ...]:
     if inputs.noise_dataset == "imagenette":
         return ("imagenette", *(f"{IMAGENETTE_DATASET}/{s}" for s in SEVERITIES))
@@ -136,6 +159,7 @@ MEASUREMENT = Measurement(
     compute=compute,
     classifier_compute=classifier_compute,
     classifier_params=classifier_params,
+    replicates=replicates,
     tables=(
         Table(
             "noise_predictions",

@@ -190,6 +190,27 @@ def _series() -> tuple[Series, ...]:
     return tuple(series)
 
 
+def replicates(tables, metrics, config):
+    """AUROC and FPR@95 of each OOD set, ID and OOD images drawn independently (``n``: the OOD images)."""
+    from dataclasses import replace
+
+    from clipdash.evals import bootstrap
+
+    scores = tables["ood_scores"]
+    id_scores = scores.loc[scores["is_id"], "score"].to_numpy()
+    id_counts = bootstrap.resample_counts(len(id_scores), config)
+    other = replace(config, seed=config.seed + 1)  # OOD draws independent of ID draws of the same size
+    variants = metrics.loc[metrics["metric"] == "auroc"].set_index("dataset")["variant"]
+    out = {}
+    for name, rows in scores[~scores["is_id"]].groupby("dataset", sort=False):
+        ood = rows["score"].to_numpy()
+        counts = bootstrap.resample_counts(len(ood), other)
+        out[("auroc", name, variants[name])] = (len(ood), bootstrap.auroc(id_counts, counts, id_scores, ood))
+        fpr = bootstrap.fpr_at_tpr(id_counts, counts, id_scores, ood, 0.95)
+        out[("fpr95", name, variants[name])] = (len(ood), fpr)
+    return out
+
+
 MEASUREMENT = Measurement(
     name="ood",
     description="OOD detection (CLIP: MCM, classifiers: MSP; ID set: --ood-id), AUROC and FPR@95 per OOD set",
@@ -205,6 +226,7 @@ MEASUREMENT = Measurement(
         "mit1003",
     ),  # fmt: skip
     compute=compute,
+    replicates=replicates,
     classifier_compute=classifier_compute,
     classifier_params=lambda config: ClassifierOodParams(),
     tables=(

@@ -81,6 +81,22 @@ def compute(ctx, params: ProbeParams):
     return EvalResult("probe", 0.0, rows, tables)
 
 
+def replicates(tables, metrics, config):
+    """Accuracy and mean per-class recall of each fitted probe, over the test images (the probe is not
+    refitted per replicate: the interval is the test set's sampling error for this probe)."""
+    from clipdash.evals import bootstrap
+
+    out = {}
+    for classifier, rows in tables["probe_predictions"].groupby("classifier", sort=False):
+        counts = bootstrap.resample_counts(len(rows), config)
+        correct = (rows["prediction"] == rows["label"]).to_numpy()
+        variant = f"classifier={classifier}"
+        out[("lp_acc1", "cifar10", variant)] = (len(rows), bootstrap.mean(counts, correct))
+        recall = bootstrap.mean_per_class_recall(counts, rows["label"].to_numpy(), correct)
+        out[("lp_mean_per_class_recall", "cifar10", variant)] = (len(rows), recall)
+    return out
+
+
 MEASUREMENT = Measurement(
     name="probe",
     description="linear probes (logistic regression, linear SVM) on CIFAR-10 image embeddings",
@@ -90,6 +106,7 @@ MEASUREMENT = Measurement(
     image_sets=lambda inputs: ("cifar10/probe_train", "cifar10"),
     data_folders=lambda config: CIFAR10_FOLDERS,
     compute=compute,
+    replicates=replicates,
     tables=(
         Table(
             "probe_predictions",

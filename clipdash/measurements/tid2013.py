@@ -42,6 +42,19 @@ def compute(ctx, params: Tid2013Params):
     return EvalResult("tid2013", 0.0, rows, {"tid2013_pairs": pairs})
 
 
+def replicates(tables, metrics, config):
+    """PLCC and SRCC over all pairs, over the image pairs present (per distortion there are too few)."""
+    from clipdash.evals import bootstrap
+
+    pairs = tables["tid2013_pairs"]
+    counts = bootstrap.resample_counts(len(pairs), config)
+    x, y = pairs["cosine"].to_numpy(), pairs["mos"].to_numpy()
+    return {
+        ("plcc", "tid2013", "distortion=all"): (len(pairs), bootstrap.pearson(counts, x, y)),
+        ("srcc", "tid2013", "distortion=all"): (len(pairs), bootstrap.spearman(counts, x, y)),
+    }
+
+
 MEASUREMENT = Measurement(
     name="tid2013",
     description="cosine(reference, distorted) embeddings against TID2013 opinion scores",
@@ -49,6 +62,7 @@ MEASUREMENT = Measurement(
     image_sets=lambda inputs: ("tid2013/reference", "tid2013/distorted"),
     data_folders=lambda config: ("tid2013",),
     compute=compute,
+    replicates=replicates,
     tables=(
         Table(
             "tid2013_pairs",

@@ -68,6 +68,20 @@ def classifier_compute(ctx, params: ClassifierZeroShotParams):
     return EvalResult("zeroshot", 0.0, rows, {"zeroshot_predictions": pd.concat(frames)})
 
 
+def replicates(tables, metrics, config):
+    """acc1, acc5 and mean per-class recall of each test set, over its images."""
+    from clipdash.evals import bootstrap
+
+    out = {}
+    for name, rows in tables["zeroshot_predictions"].groupby("dataset", sort=False):
+        counts = bootstrap.resample_counts(len(rows), config)
+        out[("acc1", name, "")] = (len(rows), bootstrap.mean(counts, rows["top1"].to_numpy()))
+        out[("acc5", name, "")] = (len(rows), bootstrap.mean(counts, rows["top5"].to_numpy()))
+        recall = bootstrap.mean_per_class_recall(counts, rows["label"].to_numpy(), rows["top1"].to_numpy())
+        out[("mean_per_class_recall", name, "")] = (len(rows), recall)
+    return out
+
+
 def data_folders(config) -> tuple[str, ...]:
     folders = {"cifar10": CIFAR10_FOLDERS, "cifar100": ("cifar100", "cifar-100-python")}
     return tuple(f for name in config.zeroshot_names for f in folders.get(name, (name,)))
@@ -110,6 +124,7 @@ MEASUREMENT = Measurement(
     ),
     classifier_compute=classifier_compute,
     classifier_params=lambda config: ClassifierZeroShotParams(),
+    replicates=replicates,
     titles={
         "acc1": "Zero-shot top-1 accuracy",
         "acc5": "Zero-shot top-5 accuracy",

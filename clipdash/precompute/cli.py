@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from clipdash.errors import ClipdashError
+from clipdash.evals.bootstrap import BootstrapConfig
 from clipdash.measurements import get_measurement, list_measurements
 from clipdash.models.checkpoints import CheckpointRef, resolve_checkpoints
 from clipdash.models.configs import register_builtin_configs, register_model_config
@@ -148,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("cifar10", "imagenette"),
         help="ood: the in-distribution set (ImageNet classifiers: always imagenette)",
     )
+    parser.add_argument(
+        "--bootstrap-resamples",
+        type=non_negative,
+        default=1000,
+        help="replicates of the 95 %% bootstrap interval stored beside each headline number (0: none)",
+    )
+    parser.add_argument("--bootstrap-seed", type=non_negative, default=0)
     parser.add_argument("--download", action="store_true", help="download missing datasets when online")
     parser.add_argument(
         "--backend",
@@ -224,6 +232,7 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig:
         noise_seed=args.noise_seed,
         noise_dataset=args.noise_dataset,
         ood_id=args.ood_id,
+        bootstrap=BootstrapConfig(args.bootstrap_resamples, args.bootstrap_seed),
         download=args.download,
         cache_dir=None if args.no_cache else args.cache_dir,
         gpu_decode=args.decoder == "auto",

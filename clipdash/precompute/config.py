@@ -15,6 +15,7 @@ import torch
 
 from clipdash.data.prompts import TEMPLATE_SETS as PROMPT_TEMPLATE_SETS
 from clipdash.errors import ClipdashError
+from clipdash.evals.bootstrap import BootstrapConfig
 from clipdash.measurements import list_measurements as list_evaluations
 from clipdash.models.encode import check_precision
 from clipdash.precompute.inputs import SplitSizes
@@ -55,6 +56,7 @@ class EngineConfig:
     download: bool = False
     cache_dir: Path | None = None  # None: no decoded-image cache
     gpu_decode: bool = True  # nvJPEG for JPEGs when the device is CUDA
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)  # intervals stored with the numbers
 
     def __post_init__(self) -> None:
         if not self.evals:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from clipdash.errors import ClipdashError
 from clipdash.measurements import get_measurement
+from clipdash.measurements.intervals import checkpoint_intervals
 from clipdash.models.encode import SharedPooled, TextEncoder, prepare_model
 from clipdash.models.loading import LoadedModel, create_architecture, load_weights
 from clipdash.models.spec import parse_model_spec, read_params, run_folder
@@ -131,6 +132,8 @@ def run_measurement(
     else:
         result = measurement.compute(ctx, measurement.params(config))
     result.seconds = time.perf_counter() - start
+    metrics = pd.DataFrame(result.metrics, columns=["metric", "dataset", "variant", "value"])
+    result.intervals = checkpoint_intervals(measurement, result.tables, metrics, config.bootstrap)
     return result
 
 

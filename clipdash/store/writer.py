@@ -41,6 +41,7 @@ import pandas as pd
 from clipdash import __version__
 from clipdash.errors import StoreError
 from clipdash.measurements import all_tables, get_measurement
+from clipdash.measurements.intervals import INTERVALS
 from clipdash.store.db import (
     SCHEMA_VERSION,
     check_schema,
@@ -69,6 +70,7 @@ class EvalResult:
     )  # metric, dataset, variant, value
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # table -> rows without run/epoch/setting
     setting: str = ""  # the id of the settings it was made with (set by the executor)
+    intervals: pd.DataFrame | None = None  # metric_intervals rows without run/epoch/setting
 
 
 @dataclass
@@ -276,6 +278,30 @@ class ResultWriter:
                 "it still holds the results written before"
             ) from exc
 
+    def write_intervals(self, run: str, epoch: int, intervals: dict[str, pd.DataFrame]) -> None:
+        """Replace the stored intervals of one checkpoint's settings (setting id -> ``metric_intervals``
+        rows without run, epoch, setting) in one transaction; the numbers they belong to stay as they are."""
+
+        def change(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(INTERVALS.ddl())
+            for setting, frame in intervals.items():
+                key = [run, epoch, setting]
+                con.execute(f"DELETE FROM {INTERVALS.name} WHERE run = ? AND epoch = ? AND setting = ?", key)
+                _insert(con, INTERVALS.name, frame.assign(run=run, epoch=epoch, setting=setting))
+
+        try:
+            self._transaction(change, lambda con: None)
+        except _NotFolded as exc:
+            raise StoreError(
+                f"the intervals of epoch {epoch} of {run} are committed to the write-ahead log of "
+                f"{self.path} but could not be folded into the file ({_reason(exc.cause)})"
+            ) from exc.cause
+        except (OSError, duckdb.Error) as exc:
+            raise StoreError(
+                f"could not write the intervals of epoch {epoch} of {run} to {self.path} ({_reason(exc)}); "
+                "it still holds what was written before"
+            ) from exc
+
     def _upgrade(self) -> int | None:
         """Migrate an older database (``clipdash.store.migrations``), keeping the original as a backup;
         returns the version it had, or None when there was nothing to migrate."""
@@ -344,7 +370,7 @@ class ResultWriter:
 def create_measurement_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every registered measurement's per-item table that the database lacks (a new measurement
     needs no migration)."""
-    for table in all_tables():
+    for table in (*all_tables(), INTERVALS):
         con.execute(table.ddl())
 
 
@@ -398,11 +424,14 @@ def _insert_result(con: duckdb.DuckDBPyConnection, result: CheckpointResult) -> 
         unknown = set(evaluation.tables) - declared
         if unknown:
             raise StoreError(f"{evaluation.eval} wrote undeclared tables {sorted(unknown)}")
-        stale = ["metrics", *sorted(declared)] if result.replace else ["metrics"]
+        stale = ["metrics", INTERVALS.name, *(sorted(declared) if result.replace else ())]
         for table in stale:
             con.execute(f"DELETE FROM {table} WHERE run = ? AND epoch = ? AND setting = ?", key)
         metrics = pd.DataFrame(evaluation.metrics, columns=["metric", "dataset", "variant", "value"])
-        for table, frame in {"metrics": metrics, **evaluation.tables}.items():
+        written = {"metrics": metrics, **evaluation.tables}
+        if evaluation.intervals is not None:
+            written[INTERVALS.name] = evaluation.intervals
+        for table, frame in written.items():
             _insert(con, table, frame.assign(run=result.run, epoch=result.epoch, setting=evaluation.setting))
         con.execute(
             "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?)",
