@@ -113,3 +113,22 @@ def test_human_shape_bias_per_subject_and_mean():
     # per class: cat is 1/2 for subject-01 and 0 for subject-02
     assert table.loc[("mean", "cat"), "shape_bias"] == pytest.approx(0.25)
     assert table["n_shape"].dtype == np.int64
+
+
+def test_shape_bias_difference_is_paired_and_hand_checkable():
+    """Epoch A: 6 shape, 4 texture decisions (0.6); epoch B: the same images, two texture decisions
+    turned to shape (0.8). The paired interval of the change excludes 0 less often than two independent
+    intervals would suggest; here every replicate's change is ≥ 0, since no image moved the other way."""
+    from clipdash.evals.cue_conflict import shape_bias_difference
+
+    images = [f"cat/cat{i}-elephant1.png" for i in range(10)]
+    first = pd.DataFrame(
+        {"image": images, "shape_class": "cat", "texture_class": "elephant",
+         "decision": ["cat"] * 6 + ["elephant"] * 4}
+    )  # fmt: skip
+    second = first.assign(decision=["cat"] * 8 + ["elephant"] * 2)
+    same = first.assign(image=images, shape_class="cat", texture_class="cat")  # no conflict: dropped
+    result = shape_bias_difference(pd.concat([first, same.head(2)]), second)
+    assert result["first"] == pytest.approx(0.6) and result["second"] == pytest.approx(0.8)
+    assert result["difference"] == pytest.approx(0.2) and result["n"] == 10 and result["changed"] == 2
+    assert 0 <= result["ci_low"] <= 0.2 <= result["ci_high"] <= 0.5

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clipdash.evals.bootstrap import BootstrapConfig
 from clipdash.evals.stats import as_numpy, l2_normalise
 
 DECISION_COLUMNS = ("shape_class", "texture_class", "decision")
@@ -138,3 +139,44 @@ def human_shape_bias(trials: pd.DataFrame) -> pd.DataFrame:
     mean = mean.reset_index().assign(subject="mean")
     table = pd.concat([per_subject, mean[per_subject.columns]], ignore_index=True)
     return table.astype({"n_shape": "int64", "n_texture": "int64", "shape_bias": "float64"})
+
+
+def shape_bias_difference(
+    first: pd.DataFrame, second: pd.DataFrame, config: BootstrapConfig | None = None
+) -> dict[str, float]:
+    """Shape bias of ``second`` minus that of ``first`` (decision rows with image, shape_class,
+    texture_class, decision, e.g. two epochs or two models), over the conflict images both decided, with
+    a paired 95 % bootstrap interval: each replicate draws the same images for both, so the interval is
+    that of the change, not of two independent biases. Keys: ``difference``, ``ci_low``, ``ci_high``,
+    ``n`` (images), ``first``, ``second`` (the two biases on those images), ``changed`` (images whose cue
+    changed)."""
+    from clipdash.evals import bootstrap
+
+    config = config or BootstrapConfig()
+    columns = ["image", "shape_class", "texture_class", "decision"]
+    pairs = first[columns].merge(second[columns], on=["image", "shape_class", "texture_class"])
+    pairs = pairs[pairs["shape_class"] != pairs["texture_class"]]
+    counts = bootstrap.resample_counts(len(pairs), config)
+    biases = []
+    cues = []
+    for suffix in ("_x", "_y"):
+        shape = (pairs[f"decision{suffix}"] == pairs["shape_class"]).to_numpy()
+        texture = (pairs[f"decision{suffix}"] == pairs["texture_class"]).to_numpy()
+        biases.append((bootstrap.ratio(counts, shape, shape | texture), shape_bias_of(shape, texture)))
+        cues.append(np.where(shape, 1, np.where(texture, -1, 0)))
+    low, high = bootstrap.percentile_interval(biases[1][0] - biases[0][0], config.level)
+    return {
+        "difference": biases[1][1] - biases[0][1],
+        "ci_low": low,
+        "ci_high": high,
+        "n": float(len(pairs)),
+        "first": biases[0][1],
+        "second": biases[1][1],
+        "changed": float((cues[0] != cues[1]).sum()),
+    }
+
+
+def shape_bias_of(shape: np.ndarray, texture: np.ndarray) -> float:
+    """#shape / (#shape + #texture) of boolean per-image cues; NaN when neither."""
+    decided = int(shape.sum() + texture.sum())
+    return int(shape.sum()) / decided if decided else math.nan
