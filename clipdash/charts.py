@@ -28,6 +28,7 @@ EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")
 PROBIT_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 PARAMS_SCALE = alt.Scale(type="log", range=[25, 300])  # model sizes span orders of magnitude
 MAX_RUN_COLOURS = 10  # run_curves colours lines by run up to this many runs, by model group beyond
+SOFTMAX_COS = "softmax(logit scale · cos)"  # the probe's CLIP probabilities
 
 
 def series_label(metric: str, dataset: str, variant: str) -> str:
@@ -86,27 +87,70 @@ def curve_panel(
     Rows with epoch −1 (models outside a trajectory, e.g. pretrained) are drawn as dashed horizontal lines
     in their curve's colour; ``references`` rows (model, value, protocol, source) as grey dotted rules,
     told apart by their dash pattern.
+
+    Optional columns: ``ci_low``/``ci_high`` draw each curve's interval as a translucent band in its colour
+    (a horizontal strip behind an epoch −1 rule), under the lines, where they are finite; ``n`` and the
+    bounds join the tooltips; ``faded`` (bool) draws that curve's line and band fainter, with its
+    ``legend_note`` (e.g. "n = 7 image pairs") appended to its legend entry.
     """
     curves = curves.assign(curve=_curve_names(curves) if len(curves) else "")
+    if "faded" in curves.columns:
+        curves["faded"] = curves["faded"].fillna(False).astype(bool)
+        if "legend_note" in curves.columns:
+            noted = curves["faded"] & curves["legend_note"].fillna("").astype(str).ne("")
+            curves.loc[noted, "curve"] = (
+                curves.loc[noted, "curve"] + " (" + curves.loc[noted, "legend_note"] + ")"
+            )
     colour = alt.Color("curve:N", title=None, legend=alt.Legend(orient="top", columns=1, labelLimit=400))
     tooltip = ["run:N", "dataset:N", "variant:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")]
+    if "n" in curves.columns:
+        tooltip.append(alt.Tooltip("n:Q", title="n (items)", format=","))
+    bounds = [c for c in ("ci_low", "ci_high") if c in curves.columns]
+    tooltip += [alt.Tooltip(f"{c}:Q", title=f"95 % CI {c[3:]}", format=".4f") for c in bounds]
+    faded = "faded" in curves.columns
+    line_opacity = alt.condition("datum.faded", alt.value(0.3), alt.value(1.0)) if faded else alt.Undefined
+    band_opacity = alt.condition("datum.faded", alt.value(0.07), alt.value(0.2)) if faded else alt.value(0.2)
+    trajectory = curves[curves["epoch"] >= 0]
+    pretrained = curves[curves["epoch"] < 0]
+    layers: list[alt.Chart] = []
+    if len(bounds) == 2:
+        banded = np.isfinite(curves["ci_low"].astype(float)) & np.isfinite(curves["ci_high"].astype(float))
+        if banded[curves["epoch"] >= 0].any():
+            layers.append(
+                alt.Chart(trajectory[banded[curves["epoch"] >= 0]])
+                .mark_area()
+                .encode(
+                    x=alt.X("epoch:Q", title="epoch", axis=EPOCH_AXIS),
+                    y=alt.Y("ci_low:Q", title=y_title, scale=alt.Scale(zero=False)),
+                    y2="ci_high:Q",
+                    color=colour,
+                    opacity=band_opacity,
+                    tooltip=tooltip,
+                )
+            )
+        if banded[curves["epoch"] < 0].any():
+            layers.append(
+                alt.Chart(pretrained[banded[curves["epoch"] < 0]])
+                .mark_rect()
+                .encode(y="ci_low:Q", y2="ci_high:Q", color=colour, opacity=band_opacity, tooltip=tooltip)
+            )
     line = (
-        alt.Chart(curves[curves["epoch"] >= 0])
+        alt.Chart(trajectory)
         .mark_line(point=alt.OverlayMarkDef(size=25))
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=EPOCH_AXIS),
             y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
             color=colour,
+            opacity=line_opacity,
             tooltip=tooltip,
         )
     )
-    layers: list[alt.Chart] = [line]
-    pretrained = curves[curves["epoch"] < 0]
+    layers.append(line)
     if len(pretrained):
         layers.append(
             alt.Chart(pretrained)
             .mark_rule(strokeDash=[6, 3], strokeWidth=2)
-            .encode(y="value:Q", color=colour, tooltip=tooltip)
+            .encode(y="value:Q", color=colour, opacity=line_opacity, tooltip=tooltip)
         )
     if references is not None and len(references):
         layers.append(
@@ -125,12 +169,16 @@ def curve_panel(
     return _finish(alt.layer(*layers).resolve_legend(strokeDash="independent"), title, 240)
 
 
-def correlation_heatmap(matrix: pd.DataFrame, peaks: pd.Series | None = None) -> alt.LayerChart:
+def correlation_heatmap(
+    matrix: pd.DataFrame, peaks: pd.Series | None = None, intervals: pd.DataFrame | None = None
+) -> alt.LayerChart:
     """Pearson r between curves (square frame from ``curve_correlations``), cells labelled with r.
 
-    ``peaks`` (curve → epoch of its maximum) is appended to the row labels.
+    ``peaks`` (curve → epoch of its maximum) is appended to the row labels; ``intervals`` (columns first,
+    second, r_low, r_high, as ``clipdash.evals.curves.correlation_table`` gives them) join the tooltips.
     """
-    rows = [str(name) for name in matrix.index]
+    names = [str(name) for name in matrix.index]
+    rows = names
     if peaks is not None:
         rows = [f"{name} (peak @ {peaks[name]:.0f})" if pd.notna(peaks.get(name)) else name for name in rows]
     tidy = (
@@ -139,6 +187,16 @@ def correlation_heatmap(matrix: pd.DataFrame, peaks: pd.Series | None = None) ->
         .reset_index()
         .melt(id_vars="curve", var_name="against", value_name="r")
     )
+    tooltip = ["curve:N", "against:N", alt.Tooltip("r:Q", format=".3f")]
+    if intervals is not None and len(intervals):
+        bounds = {}
+        for row in intervals.itertuples():
+            bounds[(row.first, row.second)] = bounds[(row.second, row.first)] = (row.r_low, row.r_high)
+        name_of = dict(zip(rows, names, strict=True))
+        pairs = zip(tidy["curve"].map(name_of), tidy["against"], strict=True)
+        found = [bounds.get(pair, (np.nan, np.nan)) for pair in pairs]
+        tidy["r_low"], tidy["r_high"] = [b[0] for b in found], [b[1] for b in found]
+        tooltip += [alt.Tooltip(f"r_{e}:Q", title=f"95 % CI {e}", format=".3f") for e in ("low", "high")]
     base = alt.Chart(tidy).encode(
         x=alt.X(
             "against:N", title=None, sort=list(matrix.columns), axis=alt.Axis(labelAngle=-30, labelLimit=220)
@@ -149,7 +207,7 @@ def correlation_heatmap(matrix: pd.DataFrame, peaks: pd.Series | None = None) ->
         color=alt.Color(
             "r:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1], reverse=True), title="Pearson r"
         ),
-        tooltip=["curve:N", "against:N", alt.Tooltip("r:Q", format=".3f")],
+        tooltip=tooltip,
     )
     labels = base.mark_text(fontSize=11).encode(
         text=alt.Text("r:Q", format=".2f"),
@@ -172,7 +230,7 @@ def _group_colour(groups: Sequence[str]) -> alt.Color:
 
 def comparison_scatter(
     points: pd.DataFrame,
-    lines: pd.DataFrame,
+    lines: pd.DataFrame | None,
     groups: Sequence[str],
     titles: tuple[str, str],
     probit_axes: tuple[bool, bool] = (False, False),
@@ -182,7 +240,9 @@ def comparison_scatter(
 
     Points are coloured by model group (in the order of ``groups``) and sized by n_params (diamonds of
     one size where unknown); each trajectory's points are joined in epoch order; ``lines`` (group, x, y:
-    two ends per group, in plotted units) are drawn dashed on top. A probit axis is labelled in accuracies.
+    two ends per group, in plotted units) are drawn dashed on top (``None``: the points alone, a layer
+    fewer, as the Compare page first draws them while the fits are under way). A probit axis is labelled
+    in accuracies.
     """
     colour = _group_colour(groups)
     x = alt.X("x_axis:Q", title=titles[0], scale=alt.Scale(zero=False))
@@ -214,12 +274,15 @@ def comparison_scatter(
         .mark_point(filled=True, opacity=0.8, shape="diamond", size=60)
         .encode(x=x, y=y, color=colour, tooltip=tooltip)
     )
-    fits = (
-        alt.Chart(lines.rename(columns={"x": "x_axis", "y": "y_axis"}))
-        .mark_line(strokeDash=[6, 3], strokeWidth=2.5)
-        .encode(x=x, y=y, color=colour, detail="group:N")
-    )
-    return _finish(alt.layer(paths, sized, unsized, fits), f"{titles[1]} against {titles[0]}", 380)
+    layers = [paths, sized, unsized]
+    if lines is not None:
+        fits = (
+            alt.Chart(lines.rename(columns={"x": "x_axis", "y": "y_axis"}))
+            .mark_line(strokeDash=[6, 3], strokeWidth=2.5)
+            .encode(x=x, y=y, color=colour, detail="group:N")
+        )
+        layers.append(fits)
+    return _finish(alt.layer(*layers), f"{titles[1]} against {titles[0]}", 380)
 
 
 def run_curves(curves: pd.DataFrame, along: str, y_title: str, groups: Sequence[str]) -> alt.LayerChart:
@@ -477,22 +540,36 @@ def _tip(column: str) -> alt.Tooltip:
     return alt.Tooltip(f"{column}:Q", format=".4f")
 
 
+def _score_tips(frame: pd.DataFrame) -> list[alt.Tooltip]:
+    """Tooltips of the score columns a probe table has (a CLIP's cosines, a classifier's logits)."""
+    return [_tip(column) for column in ("probability", "cosine", "logit") if column in frame.columns]
+
+
 def sixteen_class_chart(
-    sixteen: pd.DataFrame, pair: tuple[str, str], templates: str = "80 ImageNet templates"
+    sixteen: pd.DataFrame,
+    pair: tuple[str, str],
+    templates: str = "80 ImageNet templates",
+    x_title: str = SOFTMAX_COS,
+    domain: tuple[float, float] | None = (0, 1),
 ) -> alt.TopLevelMixin:
-    """The 16 class probabilities, the chosen pair's shape and texture classes in their cue colours."""
+    """The 16 class probabilities, the chosen pair's shape and texture classes in their cue colours.
+
+    ``templates`` names how the scores were made (a CLIP's template set, or a classifier's 1000 → 16 rule);
+    ``domain=None`` lets the axis follow the scores (a classifier's group means are far below 1).
+    """
     shape, texture = pair
     role = sixteen["class"].map(lambda c: "shape" if c == shape else "texture" if c == texture else "other")
+    scale = alt.Scale(domain=list(domain)) if domain is not None else alt.Undefined
     bars = (
         alt.Chart(sixteen.assign(role=role))
         .mark_bar()
         .encode(
-            x=alt.X("probability:Q", title="softmax(logit scale · cos)", scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("probability:Q", title=x_title, scale=scale),
             y=alt.Y("class:N", sort=list(sixteen["class"]), title=None),
             color=alt.Color(
                 "role:N", scale=_CUE_SCALE, title="pair's class", legend=alt.Legend(orient="bottom")
             ),
-            tooltip=["class:N", _tip("probability"), _tip("cosine")],
+            tooltip=["class:N", *_score_tips(sixteen)],
         )
     )
     return _bar_rows(bars, f"16-class scores ({templates})", len(sixteen))
@@ -513,18 +590,20 @@ def vote_chart(vote: pd.DataFrame) -> alt.TopLevelMixin:
     return _bar_rows(alt.layer(bars, labels), "Two-prompt vote: shape class vs texture class", len(frame))
 
 
-def top5_chart(top5: pd.DataFrame, label_set_name: str) -> alt.TopLevelMixin:
-    """The top-5 labels' probabilities, most probable first."""
+def top5_chart(
+    top5: pd.DataFrame, label_set_name: str, title: str | None = None, x_title: str = SOFTMAX_COS
+) -> alt.TopLevelMixin:
+    """The top-5 labels' probabilities, most probable first (``title`` replaces "Zero-shot top-5 of …")."""
     bars = (
         alt.Chart(top5)
         .mark_bar(color=CUE_COLOURS["shape"])
         .encode(
-            x=alt.X("probability:Q", title="softmax(logit scale · cos)", scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("probability:Q", title=x_title, scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("label:N", sort=alt.SortField("rank"), title=None, axis=alt.Axis(labelLimit=300)),
-            tooltip=["rank:Q", "label:N", _tip("probability"), _tip("cosine")],
+            tooltip=["rank:Q", "label:N", *_score_tips(top5)],
         )
     )
-    return _bar_rows(bars, f"Zero-shot top-{len(top5)} of {label_set_name}", len(top5))
+    return _bar_rows(bars, title or f"Zero-shot top-{len(top5)} of {label_set_name}", len(top5))
 
 
 def profile_chart(profile: pd.DataFrame, tau: float) -> alt.TopLevelMixin:

@@ -1,5 +1,5 @@
-"""What the probe page offers: the bundled checkpoint, a database's checkpoint files, a typed pretrained
-tag, and the cue-conflict stimuli to probe."""
+"""What the probe page offers: the bundled checkpoint, a database's checkpoint files, the ImageNet-1k
+classifier baselines, a typed pretrained tag, and the cue-conflict stimuli to probe."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from clipdash.data.cue_conflict import cue_conflict_root, load_cue_conflict, tex
 from clipdash.data.decode import load_rgb
 from clipdash.errors import DatasetError, ModelSpecError
 from clipdash.models import parse_model_spec
+from clipdash.models.classifiers import SPEC_PREFIX, list_classifiers
 from clipdash.probe.labels import CUE_CONFLICT_CLASSES
 from clipdash.store.queries import checkpoint_files
 
@@ -20,12 +21,14 @@ BUNDLED_ARCH = "clipdash-vit-t4-minilm"
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """One entry of the page's model picker: what it shows, the model spec it loads, and the template sets
-    its stored cue-conflict results were computed with (none known for the bundled file or a tag)."""
+    """One entry of the page's model picker: what it shows, the model spec it loads, the template sets
+    its stored cue-conflict results were computed with (none known for the bundled file or a tag), and
+    whether it is an ImageNet-1k classifier (no text tower) rather than a CLIP model."""
 
     label: str
     spec: str
     template_sets: tuple[str, ...] = ()
+    classifier: bool = False
 
 
 def bundled_choice(path: Path) -> ModelChoice | None:
@@ -47,14 +50,30 @@ def database_choices(db: Path) -> list[ModelChoice]:
     ]
 
 
+def classifier_choice(name: str) -> ModelChoice:
+    """An ImageNet-1k classifier baseline (``list_classifiers()``), e.g. "EfficientNet-Lite0 (ImageNet-1k
+    classifier)" loading ``timm:efficientnet_lite0``."""
+    shown = name.replace("efficientnet_lite", "EfficientNet-Lite")
+    return ModelChoice(f"{shown} (ImageNet-1k classifier)", f"{SPEC_PREFIX}{name}", classifier=True)
+
+
+def classifier_choices() -> list[ModelChoice]:
+    """The registered ImageNet-1k classifier baselines, in registry order (loading one whose weights
+    package is missing is an error naming the package)."""
+    return [classifier_choice(name) for name in list_classifiers()]
+
+
 def typed_choice(text: str) -> ModelChoice:
-    """A pretrained open_clip ``ARCH:TAG`` typed by the user; checkpoint files come from the lists instead."""
+    """A pretrained open_clip ``ARCH:TAG`` (or a classifier's ``timm:NAME``) typed by the user; checkpoint
+    files come from the lists instead."""
     if "@" in text:
         raise ModelSpecError(
             f"{text.strip()!r}: type an open_clip ARCH:TAG such as ViT-B-32:openai here; "
             "checkpoint files are chosen from the list of models"
         )
     spec = parse_model_spec(text)
+    if spec.source == "classifier":
+        return classifier_choice(spec.arch)
     name = f"{spec.arch}:{spec.tag}"
     return ModelChoice(f"open_clip {name}", name)
 
