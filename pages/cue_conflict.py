@@ -3,6 +3,7 @@
 import streamlit as st
 
 from clipdash import charts
+from clipdash.evals.cue_conflict import shape_bias_difference
 from clipdash.store import queries
 from pages.common import choose_setting, database, load, no_results, runs_in_order, show_chart, thumbnails
 
@@ -14,7 +15,7 @@ PROTOCOLS = {
 
 st.title("Cue-conflict: shape or texture?")
 db = database()
-index = load(queries.cue_conflict_index, db)
+everything = index = load(queries.cue_conflict_index, db)
 if index.empty:
     no_results(db, "cue-conflict decisions", evals="cue_conflict")
 
@@ -40,6 +41,11 @@ cols = st.columns(3)
 cols[0].metric("Shape bias", f"{overall.iloc[0]:.3f}" if len(overall) else "–")
 cols[1].metric("Texture bias", f"{1 - overall.iloc[0]:.3f}" if len(overall) else "–")
 cols[2].metric("Humans (mean of subjects)", f"{human_mean.iloc[0]:.3f}" if len(human_mean) else "–")
+numbers = load(queries.stored_intervals, db, run, setting, epoch)
+stored_bias = numbers[(numbers["metric"] == "shape_bias") & (numbers["variant"] == f"protocol={protocol}")]
+if len(stored_bias) and stored_bias["ci_low"].notna().all():
+    row = stored_bias.iloc[0]
+    cols[0].caption(f"95 % bootstrap interval [{row.ci_low:.3f}, {row.ci_high:.3f}] over {row.n} images")
 if humans.empty:
     st.caption(
         "No human baseline in this database (the precompute stores it when the human trials are found)."
@@ -49,6 +55,55 @@ show_chart(
     by_class.assign(run=run, epoch=epoch, protocol=protocol),
     "shape-bias-per-class",
 )
+
+st.header("Change in shape bias")
+mode = st.radio(
+    "Compare this checkpoint with", ("another epoch of this run", "another model"), horizontal=True
+)
+if mode == "another epoch of this run":
+    other_run, other_setting = run, setting
+    other_epoch = st.selectbox("Epoch to compare with", epochs, index=0, key="cc-other-epoch")
+else:
+    others = everything[(everything["protocol"] == protocol) & (everything["run"] != run)]
+    if others.empty:
+        st.info(f"No other run in this database has {PROTOCOLS.get(protocol, protocol)} decisions.")
+        other_run = None
+    else:
+        other_run = st.selectbox("Model to compare with", runs_in_order(others), key="cc-other-run")
+        other_setting = choose_setting(db, other_run, "cue_conflict")
+        stored_epochs = others.loc[
+            (others["run"] == other_run) & (others["setting"] == other_setting), "epoch"
+        ].tolist()
+        if not stored_epochs:
+            st.info(f"{other_run} has no {protocol} decisions under this setting.")
+            other_run = None
+        else:
+            other_epoch = st.selectbox("Its epoch", sorted(stored_epochs)[::-1], key="cc-other-model-epoch")
+if other_run is not None:
+    then = load(queries.cue_conflict_decisions, db, other_run, other_setting, protocol, (other_epoch,))
+    now = load(queries.cue_conflict_decisions, db, run, setting, protocol, (epoch,))
+    change = shape_bias_difference(then, now)
+    label = f"epoch {other_epoch}" if other_run == run else f"{other_run}, epoch {other_epoch}"
+    left, right = st.columns(2)
+    left.metric(
+        f"Shape bias here minus {label}",
+        f"{change['difference']:+.3f}",
+        help="Over the conflict images both decided; the interval is a paired bootstrap (1000 replicates "
+        "drawing the same images for both), so it is the change's uncertainty, not two biases'.",
+    )
+    right.metric("Images whose cue changed", f"{change['changed']:.0f} of {change['n']:.0f}")
+    st.caption(
+        f"{change['first']:.3f} ({label}) → {change['second']:.3f} (here); 95 % paired interval of the "
+        f"change [{change['ci_low']:+.3f}, {change['ci_high']:+.3f}]"
+        + (": excludes 0." if change["ci_low"] > 0 or change["ci_high"] < 0 else ": includes 0.")
+    )
+    if other_run != run:
+        moved = then.merge(now, on=["image", "shape_class", "texture_class"], suffixes=(" there", " here"))
+        moved = moved[moved["cue there"] != moved["cue here"]]
+        st.dataframe(
+            moved[["image", "shape_class", "texture_class", "decision there", "decision here"]],
+            hide_index=True,
+        )
 
 st.header("The images")
 left, middle, right = st.columns([2, 2, 1])

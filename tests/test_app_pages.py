@@ -437,3 +437,13 @@ def test_calibration_page_draws_each_ood_protocol_with_its_own_id_set(
         id_set = json.loads(row.settings)["id_dataset"]
         assert f"ID: {id_set}." in " ".join(c.value for c in app.caption)
         assert len(charts(app)) == PAGES["pages/calibration.py"]
+
+
+def test_cue_conflict_page_gives_the_change_in_shape_bias_with_a_paired_interval(engine_db, monkeypatch):
+    app = render("pages/cue_conflict.py", engine_db, monkeypatch)
+    labels = [m.label for m in app.metric]
+    assert "Shape bias here minus epoch 0" in labels and "Images whose cue changed" in labels
+    assert "95 % paired interval of the change" in " ".join(c.value for c in app.caption)
+    app.radio[1].set_value("another model").run()  # the engine database holds one run
+    assert not app.exception
+    assert "No other run in this database" in " ".join(i.value for i in app.info)

@@ -93,3 +93,13 @@ def test_intervals_are_added_to_results_stored_without_and_resume(tmp_path, tiny
     shutil.copy(db, copy)
     assert intervals_main(["--db", str(copy), "--bootstrap-resamples", "200"]) == 0  # nothing left to do
     assert query(copy, "SELECT count(*) n FROM metric_intervals")["n"].item() == len(added)
+
+
+def test_a_number_without_a_finite_replicate_gets_no_interval():
+    from clipdash.evals.bootstrap import BootstrapConfig
+    from clipdash.measurements.intervals import interval_frame
+
+    replicates = {("srcc", "tid2013", "distortion=all"): (2, np.full(10, np.nan)),
+                  ("acc1", "cifar10", ""): (3, np.linspace(0, 1, 10))}  # fmt: skip
+    frame = interval_frame(replicates, BootstrapConfig(10))
+    assert frame["metric"].tolist() == ["acc1"] and frame["ci_low"].notna().all()

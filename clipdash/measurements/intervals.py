@@ -42,6 +42,7 @@ def interval_frame(replicates: Replicates, config: BootstrapConfig) -> pd.DataFr
         for (metric, dataset, variant), (n, values) in replicates.items()
     ]
     frame = pd.DataFrame(rows, columns=["metric", "dataset", "variant", "n", "ci_low", "ci_high"])
+    frame = frame.dropna(subset=["ci_low", "ci_high"])  # no finite replicate (a constant side): none
     return frame.assign(resamples=config.resamples, seed=config.seed, level=config.level).astype(
         {"n": np.int64, "resamples": np.int32, "seed": np.int32}
     )

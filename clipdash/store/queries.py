@@ -14,7 +14,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clipdash.measurements import all_tables, default_curves, summary_series
+from clipdash.evals.bootstrap import BootstrapConfig
+from clipdash.measurements import (
+    all_tables,
+    default_curves,
+    get_measurement,
+    list_measurements,
+    summary_series,
+)
 from clipdash.store.db import SCHEMA_TABLES, connect_read_only, damaged, parse_variant, variant_matches
 
 Series = tuple[str, str, str]  # (metric, dataset, variant): one stored curve
@@ -224,6 +231,131 @@ def metric_curves(
     )
 
 
+INTERVAL_COLUMNS = ["n", "ci_low", "ci_high", "resamples", "seed", "level"]
+
+
+def _has_table(db: str | Path, table: str) -> bool:
+    present = query(db, "SELECT count(*) n FROM information_schema.tables WHERE table_name = ?", [table])
+    return bool(present["n"].item())
+
+
+def metric_curves_with_intervals(
+    db: str | Path, series: Sequence[Series], settings: Sequence[RunSetting] | None = None
+) -> pd.DataFrame:
+    """:func:`metric_curves`' frame plus each value's stored bootstrap interval (``metric_intervals``):
+    n (items resampled), ci_low, ci_high, resamples, seed, level. Missing where none is stored — all of
+    them in a database written before intervals existed (no such table), and numbers whose items are not
+    stored — so a page draws those values without a band. Where one number has intervals of several
+    (B, seed), the one with the most resamples (then the lowest seed) is given."""
+    curves = metric_curves(db, series, settings)
+    empty = {
+        "n": pd.array([pd.NA] * len(curves), dtype="Int64"),
+        **{c: np.full(len(curves), np.nan) for c in ("ci_low", "ci_high", "level")},
+        **{c: pd.array([pd.NA] * len(curves), dtype="Int64") for c in ("resamples", "seed")},
+    }
+    if curves.empty or not _has_table(db, "metric_intervals"):
+        return curves.assign(**empty)
+    match = " OR ".join(["(metric = ? AND dataset = ? AND variant = ?)"] * len(series))
+    params: list = [part for item in series for part in item]
+    chosen = ""
+    if settings is not None:
+        chosen, pairs = _pairs_join(settings)
+        params = [*pairs, *params]
+    keys = ["run", "epoch", "setting", "metric", "dataset", "variant"]
+    intervals = query(
+        db,
+        f"""SELECT {", ".join(keys + INTERVAL_COLUMNS)} FROM (
+                SELECT *, row_number() OVER (PARTITION BY {", ".join(keys)}
+                                             ORDER BY resamples DESC, seed) AS rank
+                FROM metric_intervals {chosen} WHERE ({match}))
+            WHERE rank = 1""",
+        params,
+    )
+    merged = curves.merge(intervals, on=keys, how="left")
+    return merged.astype({"n": "Int64", "resamples": "Int64", "seed": "Int64"})
+
+
+@dataclass(frozen=True)
+class CurveReplicates:
+    """Bootstrap replicates of whole curves of one run (:func:`curve_replicates`): per series, a
+    B × len(epochs) array whose row b is the curve with every epoch's items resampled by the b-th
+    resample (NaN at epochs without stored items), and the number of items per epoch (0 there)."""
+
+    epochs: tuple[int, ...]
+    values: dict[Series, np.ndarray]
+    n: dict[Series, np.ndarray]
+    resamples: int
+    seed: int
+
+    def aligned(self, series: Series, epochs: Sequence[int]) -> np.ndarray:
+        """The series' B × len(epochs) replicates at ``epochs``, in that order (NaN where not resampled)."""
+        where = {epoch: j for j, epoch in enumerate(self.epochs)}
+        out = np.full((self.resamples, len(epochs)), np.nan)
+        for j, epoch in enumerate(epochs):
+            if series in self.values and int(epoch) in where:
+                out[:, j] = self.values[series][:, where[int(epoch)]]
+        return out
+
+
+def curve_replicates(
+    db: str | Path, run: str, settings: Sequence[str], series: Sequence[Series], resamples: int, seed: int
+) -> CurveReplicates:
+    """Bootstrap replicates of the given series of one run over its epochs (≥ 0), each measured under one
+    of ``settings`` (setting ids of the run, one per measurement), recomputed from the stored per-item
+    rows by each measurement's ``replicates`` with B = ``resamples`` and ``seed`` (as the precompute
+    does for ``metric_intervals``). A checkpoint's items are read in the order they were written, which
+    is the same at every epoch, so the same resample draws the same items at every epoch. Series of
+    measurements that declare no replicates, or whose per-item tables the database lacks, are left out."""
+    config = BootstrapConfig(int(resamples), int(seed))
+    wanted = set(series)
+    known = set(list_measurements())
+    evals = query(
+        db,
+        "SELECT setting, eval FROM evaluation_settings WHERE list_contains(?::VARCHAR[], setting)",
+        [list(settings)],
+    )
+    present = set(query(db, "SELECT table_name FROM information_schema.tables")["table_name"])
+    per_epoch: dict[Series, dict[int, tuple[int, np.ndarray]]] = {}
+    for setting, eval_name in zip(evals["setting"], evals["eval"], strict=True):
+        measurement = get_measurement(eval_name) if eval_name in known else None
+        if measurement is None or measurement.replicates is None:
+            continue
+        if not all(table.name in present for table in measurement.tables):
+            continue
+        key = [run, setting]
+        where = "WHERE run = ? AND setting = ? AND epoch >= 0"
+        items = {
+            table.name: query(
+                db, f"SELECT * EXCLUDE (run, setting) FROM {table.name} {where} ORDER BY epoch, rowid", key
+            )
+            for table in measurement.tables
+        }
+        metrics = query(db, f"SELECT epoch, metric, dataset, variant, value FROM metrics {where}", key)
+        by_epoch = {name: dict(tuple(rows.groupby("epoch"))) for name, rows in items.items()}
+        for epoch, epoch_metrics in metrics.groupby("epoch"):
+            tables = {
+                name: groups[epoch].drop(columns="epoch").reset_index(drop=True)
+                if epoch in groups
+                else items[name].drop(columns="epoch").iloc[:0]
+                for name, groups in by_epoch.items()
+            }
+            if not any(len(rows) for rows in tables.values()):
+                continue  # no stored items at this epoch: nothing to resample
+            out = measurement.replicates(tables, epoch_metrics.drop(columns="epoch"), config)
+            for name in wanted & set(out):
+                per_epoch.setdefault(name, {})[int(epoch)] = out[name]
+    epochs = tuple(sorted({e for found in per_epoch.values() for e in found}))
+    values, counts = {}, {}
+    for name in (s for s in series if s in per_epoch):
+        matrix = np.full((config.resamples, len(epochs)), np.nan)
+        n = np.zeros(len(epochs), dtype=np.int64)
+        for j, epoch in enumerate(epochs):
+            if epoch in per_epoch[name]:
+                n[j], matrix[:, j] = per_epoch[name][epoch]
+        values[name], counts[name] = matrix, n
+    return CurveReplicates(epochs, values, counts, config.resamples, config.seed)
+
+
 # --- many runs side by side -------------------------------------------------------------------------
 
 _RUN_INFO = ["source", "arch", "n_params", "pretrained_tag", "training_data", "last_epoch"]
@@ -348,6 +480,23 @@ def shape_bias_by_class(db: str | Path, run: str, setting: str, protocol: str, e
             FROM per_class WHERE n_images > 0
             ORDER BY shape_class = 'all', shape_class""",
         [run, setting, protocol, int(epoch)],
+    )
+
+
+def stored_intervals(db: str | Path, run: str, setting: str, epoch: int) -> pd.DataFrame:
+    """One checkpoint's numbers of one setting with their bootstrap intervals where stored: metric,
+    dataset, variant, value, n, ci_low, ci_high (NULL without an interval, or for a database from before
+    intervals)."""
+    tables = query(db, "SELECT table_name FROM information_schema.tables")["table_name"]
+    intervals = "NULL::BIGINT AS n, NULL::DOUBLE AS ci_low, NULL::DOUBLE AS ci_high FROM metrics m"
+    if "metric_intervals" in set(tables):
+        intervals = """i.n, i.ci_low, i.ci_high FROM metrics m
+                       LEFT JOIN metric_intervals i USING (run, epoch, setting, metric, dataset, variant)"""
+    return query(
+        db,
+        f"""SELECT m.metric, m.dataset, m.variant, m.value, {intervals}
+            WHERE m.run = ? AND m.setting = ? AND m.epoch = ?""",
+        [run, setting, int(epoch)],
     )
 
 
