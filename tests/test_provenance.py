@@ -154,22 +154,32 @@ def all_db(request, tmp_path_factory) -> Path:
 
 
 def clip_query(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
-    """``sql`` on the CLIP runs' rows of ``db`` only: every table with a ``run`` column is seen through a view
-    without the ImageNet-classifier baselines (runs at epoch -1 with tests of their own,
-    ``test_classifier_baselines.py``), so these tests can key the trajectory's numbers by epoch."""
+    """``sql`` on the CLIP trajectory's rows of ``db`` only: every table with a ``run`` column is seen through
+    a view without the ImageNet-classifier baselines (runs at epoch -1 with tests of their own,
+    ``test_classifier_baselines.py``), and every table with a ``setting`` column without the settings that
+    cover only some of a run's epochs (the bundled run's epoch 30 under later protocols, which
+    ``test_measurement_ood.py`` and ``test_intervals.py`` test on engine runs), so these tests can key the
+    trajectory's numbers by epoch."""
     with duckdb.connect() as con:
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(db)])
+        con.execute(
+            """CREATE TEMP TABLE whole_run_settings AS
+               SELECT e.setting FROM src.evaluations e
+               GROUP BY e.run, e.setting
+               HAVING count(DISTINCT e.epoch) = (SELECT count(DISTINCT epoch) FROM src.checkpoints c
+                                                 WHERE c.run = e.run)"""
+        )
         columns = con.execute(
             "SELECT table_name, list(column_name) FROM duckdb_columns() "
             "WHERE database_name = 'src' GROUP BY table_name"
         ).fetchall()
         for table, names in columns:
-            keep = (
-                "WHERE run NOT IN (SELECT run FROM src.runs WHERE source = 'classifier')"
-                if "run" in names
-                else ""
-            )
-            con.execute(f"CREATE TEMP VIEW {table} AS SELECT * FROM src.{table} {keep}")
+            keep = ["TRUE"]
+            if "run" in names:
+                keep.append("run NOT IN (SELECT run FROM src.runs WHERE source = 'classifier')")
+            if "setting" in names:
+                keep.append("setting IN (SELECT setting FROM whole_run_settings)")
+            con.execute(f"CREATE TEMP VIEW {table} AS SELECT * FROM src.{table} WHERE {' AND '.join(keep)}")
         return con.execute(sql, params or []).df()
 
 
@@ -313,7 +323,14 @@ def test_calibration_recomputes_from_per_image_rows(all_db):
             assert expected_calibration_error(bins) == pytest.approx(ece, abs=1e-6)
             nll = _metric(all_db, f"nll{suffix}", dataset, "")[epoch]
             assert -images[f"log_true_prob{suffix}"].mean() == pytest.approx(nll, rel=1e-5)
-        assert set(images["fold"]) == {0, 1}  # every set two-fold cross-fitted
+        revision = clip_query(
+            all_db,
+            "SELECT DISTINCT settings->>'revision' r FROM evaluation_settings WHERE eval = 'calibration'",
+        )["r"].item()
+        # revision 2 cross-fits every set; revision 1 (the bundled trajectory) scaled CIFAR-10 with its
+        # train split's temperature (fold -1)
+        expected = {-1} if revision == "1" and dataset == "cifar10" else {0, 1}
+        assert set(images["fold"]) == expected
     counts = clip_query(
         all_db, "SELECT epoch, dataset, scaled, sum(count) n FROM calibration_bins GROUP BY ALL"
     )
