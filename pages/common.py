@@ -31,8 +31,9 @@ REFERENCES_CSV = REPO / "data" / "reference_values.csv"
 BUNDLED_MODEL = REPO / "data" / "bundled_model.pt"
 DB_KEY = "database_path"
 FRAMED = "clipdash_framed"  # set by app.py while it runs the page inside its frame
-# Slow first imports (SciPy, scikit-learn, torch) behind the Curves, Compare and Temperature pages.
-HEAVY_MODULES = ("clipdash.evals.curves", "clipdash.evals.compare", "clipdash.evals.retrain")
+# Slow first imports (SciPy, scikit-learn) behind the Curves and Temperature pages; Compare imports its own
+# only for its fits (clipdash.evals.compare.load_fit_libraries), which the prewarm also calls.
+HEAVY_MODULES = ("clipdash.evals.curves", "clipdash.evals.retrain")
 PRECOMPUTE = "python -m clipdash.precompute --model ARCH@runs/<run>/ --data-root ../shared/data --db {db}"
 
 
@@ -82,13 +83,16 @@ def frame() -> None:
 
 @functools.cache
 def prewarm_imports() -> None:
-    """Once per server process, in a background thread: import :data:`HEAVY_MODULES`, so the first visit
-    to Curves, Compare or Temperature does not wait for SciPy and scikit-learn, then load the bundled model
-    for the Probe page (torch, open_clip and the prompt embeddings take seconds)."""
+    """Once per server process, in a background thread: import :data:`HEAVY_MODULES` and Compare's fit
+    libraries, so the first visit to Curves, Compare or Temperature does not wait for SciPy and
+    scikit-learn, then load the bundled model for the Probe page (torch, open_clip and the prompt
+    embeddings take seconds). A deep link to a page on a fresh server runs that page without app.py (see
+    :func:`database`), so nothing is prewarmed for it: Compare then draws its points before its fits."""
 
     def load() -> None:
         for name in HEAVY_MODULES:
             importlib.import_module(name)
+        importlib.import_module("clipdash.evals.compare").load_fit_libraries()  # what Compare's fits import
         choices = importlib.import_module("clipdash.probe.choices")
         live_models = importlib.import_module("clipdash.probe.model")
         choice = choices.bundled_choice(BUNDLED_MODEL)
@@ -202,9 +206,12 @@ def no_results(db: Path, what: str = "results", evals: str | None = None) -> Non
     st.stop()
 
 
-def show_chart(chart: alt.TopLevelMixin, data: pd.DataFrame, name: str, stretch: bool = True) -> None:
-    """Draw an Altair chart with CSV / PNG / SVG downloads (files are built only when clicked)."""
-    st.altair_chart(chart, width="stretch" if stretch else "content")
+def show_chart(
+    chart: alt.TopLevelMixin, data: pd.DataFrame, name: str, stretch: bool = True, slot: Any = None
+) -> None:
+    """Draw an Altair chart with CSV / PNG / SVG downloads (files are built only when clicked); into
+    ``slot`` (an ``st.empty()``) when given, replacing a first draw there, the downloads below it."""
+    (st if slot is None else slot).altair_chart(chart, width="stretch" if stretch else "content")
     row = st.container(horizontal=True, gap="small")
     downloads = (
         ("CSV", "csv", "text/csv", lambda: data.to_csv(index=False)),

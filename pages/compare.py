@@ -2,6 +2,7 @@
 against another per checkpoint, a robust line per model group and how well it fits; then one measurement
 over training for several runs."""
 
+import pandas as pd
 import streamlit as st
 
 from clipdash import charts
@@ -15,6 +16,14 @@ CHECKPOINTS = {"all": "all epochs", "last": "last epoch only", "epoch": "a chose
 ALONG = {"epoch": "epoch", "fraction": "fraction of training (epoch / last epoch)"}
 TABLE = ["run", "group", "epoch", "fraction", "x", "y", "arch", "n_params", "pretrained_tag", "training_data"]
 TABLE += ["x_setting", "y_setting"]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def group_fits(points: pd.DataFrame) -> pd.DataFrame:
+    """``compare.group_fits`` of the plotted coordinates, cached: a rerun that leaves the points as they
+    were (another x axis for the curves below) does not refit."""
+    return compare.group_fits(points, "x_axis", "y_axis")
+
 
 st.title("Compare models")
 db = database()
@@ -74,13 +83,21 @@ for axis, label, where in (("x", x_label, left), ("y", y_label, right)):
     probit.append(on and allowed)
 
 shown = compare.axis_values(compare.pick_checkpoints(points, which, epoch), *probit)
-fits = compare.group_fits(shown, "x_axis", "y_axis")
 titles = tuple(
     f"probit({label})" if on else label for label, on in zip((x_label, y_label), probit, strict=True)
 )
-chart = charts.comparison_scatter(shown, compare.fit_lines(fits), compare.GROUPS, titles, tuple(probit))
 table = shown[TABLE]
-show_chart(chart, table, "compare")
+scatter = st.empty()
+if not compare.fit_libraries_loaded():
+    # The first fit in a server process imports scikit-learn and SciPy (1–2 s): the points go to the
+    # browser first, and the chart is drawn again with the lines once the fits are done.
+    scatter.altair_chart(
+        charts.comparison_scatter(shown, None, compare.GROUPS, titles, tuple(probit)), width="stretch"
+    )
+with st.spinner("Fitting a robust line per model group…"):
+    fits = group_fits(shown[["group", "x_axis", "y_axis"]])
+chart = charts.comparison_scatter(shown, compare.fit_lines(fits), compare.GROUPS, titles, tuple(probit))
+show_chart(chart, table, "compare", slot=scatter)
 st.caption(
     f"Dashed: a Huber line per model group (scikit-learn's HuberRegressor, ε = {compare.HUBER_EPSILON}), "
     "fitted to the points drawn (a group's runs pooled) in the units drawn (probit where the axis is); "

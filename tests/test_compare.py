@@ -4,15 +4,21 @@ comparison queries on a small database of every model group."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 from sklearn.linear_model import HuberRegressor
 
+from clipdash import charts
 from clipdash.evals import compare
 from clipdash.store import queries
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 ACC = ("acc1", "cifar10", "")
 NOISY = ("acc1", "cifar10-c/gaussian_noise", "severity=mean")
@@ -26,6 +32,28 @@ def test_probit_of_known_accuracies():
     ends = compare.probit([0.0, 1.0])  # clipped to [1e-4, 1 - 1e-4]: finite
     assert ends == pytest.approx([-3.719, 3.719], abs=1e-3)
     assert math.isnan(compare.probit([math.nan])[0])
+
+
+def test_probit_is_scipy_norm_ppf():
+    values = np.array([0.0, 1e-5, 0.01, 0.3, 0.5, 0.77, 0.999, 1.0, math.nan])
+    clipped = np.clip(values, compare.PROBIT_EPS, 1 - compare.PROBIT_EPS)
+    np.testing.assert_array_equal(compare.probit(values), norm.ppf(clipped))
+
+
+def test_importing_compare_leaves_the_fit_libraries_for_the_first_fit():
+    """A fresh process: the module (what the Compare page imports before its first chart) and a probit axis
+    bring neither scikit-learn nor scipy.stats; the first fit does, and says so."""
+    code = (
+        "import sys\n"
+        "from clipdash.evals import compare\n"
+        "heavy = lambda: [m for m in ('sklearn', 'scipy.stats') if m in sys.modules]\n"
+        "compare.probit([0.5])\n"
+        "print(len(heavy()), compare.fit_libraries_loaded())\n"
+        "fit = compare.huber_fit([0, 1, 2, 3], [1, 3, 5, 7])\n"
+        "print(len(heavy()), compare.fit_libraries_loaded(), fit.n)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False", "2", "True", "4"]
 
 
 def test_probit_refuses_values_that_are_not_accuracies():
@@ -216,3 +244,49 @@ def test_label_points_groups_every_model(comparison_db):
     fits = compare.group_fits(points).set_index("group")
     assert fits.loc["pretrained CLIP", "n"] == 3 and fits.loc["pretrained CLIP", "r2"] == pytest.approx(1.0)
     assert math.isnan(fits.loc["ImageNet classifier", "slope"])
+
+
+# --- the page -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["fit libraries cold", "fit libraries loaded"])
+def test_compare_page_draws_the_points_before_the_fits_only_while_their_imports_are_cold(
+    loaded, comparison_db, monkeypatch
+):
+    """Cold (a fresh server: the first fit imports scikit-learn and SciPy), the scatter goes out without
+    lines, then the fits run and the same chart is drawn again with them; loaded, it is drawn once. Either
+    way the page ends with the dashed lines, the fit table and the points table."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    calls = []
+    scatter, fits = charts.comparison_scatter, compare.group_fits
+
+    def drawn(points, lines, *args, **kwargs):
+        calls.append("points" if lines is None else "points and lines")
+        return scatter(points, lines, *args, **kwargs)
+
+    def fitted(*args, **kwargs):
+        calls.append("fits")
+        return fits(*args, **kwargs)
+
+    monkeypatch.setattr(charts, "comparison_scatter", drawn)
+    monkeypatch.setattr(compare, "group_fits", fitted)
+    monkeypatch.setattr(compare, "fit_libraries_loaded", lambda: loaded)
+    monkeypatch.setenv("CLIPDASH_DB", str(comparison_db))
+    monkeypatch.delenv("CLIPDASH_DB_DIRS", raising=False)
+    st.cache_data.clear()  # the page caches its fits
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    expected = ["fits", "points and lines"] if loaded else ["points", "fits", "points and lines"]
+    assert calls == expected
+    chart = app.get("vega_lite_chart")[0].proto.spec
+    assert "strokeDash" in chart  # the final scatter has the fit lines
+    table = app.dataframe[0].value.set_index("group")
+    assert table["n"].to_dict() == {"CLIP trajectory": 7, "ImageNet classifier": 1, "pretrained CLIP": 3}
+    assert len(app.get("vega_lite_chart")) == 2 and len(app.dataframe) == 2
+    assert len(app.get("download_button")) == 6  # CSV, PNG, SVG per chart
+    calls.clear()
+    app.radio(key="compare-along").set_value("fraction").run()  # the points are as they were: no refit
+    assert not app.exception and "fits" not in calls

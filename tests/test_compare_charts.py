@@ -37,6 +37,20 @@ def test_comparison_scatter_layers():
     assert spec["layer"][1]["encoding"]["color"]["scale"]["domain"] == list(compare.GROUPS)
 
 
+def test_comparison_scatter_without_lines_draws_the_points_alone():
+    """The Compare page's first draw while the fits are under way: the same points, no dashed layer."""
+    points = _points()
+    chart = charts.comparison_scatter(points, None, compare.GROUPS, ("x", "y"), (True, False))
+    assert len(chart.layer) == 3
+    assert "strokeDash" not in str(chart.to_dict())
+    full = charts.comparison_scatter(
+        points, compare.fit_lines(compare.group_fits(points, "x_axis", "y_axis")), compare.GROUPS, ("x", "y")
+    )
+    assert [layer.to_dict()["mark"] for layer in full.layer[:3]] == [
+        layer.to_dict()["mark"] for layer in chart.layer
+    ]
+
+
 def test_run_curves_colour_by_run_or_by_group():
     curves = _points().rename(columns={"y": "value"})
     few = charts.run_curves(curves, "fraction", "acc1", compare.GROUPS)

@@ -3,18 +3,21 @@ measurement against another per checkpoint, a robust line per model group, and h
 
 Inputs are plain arrays or the tidy frames of ``clipdash.store.queries.comparison_points``; NaN (never 0)
 marks a number that is undefined, e.g. a fit through fewer than 3 points.
+
+SciPy and scikit-learn are imported where they are used, not with this module: ``sklearn.linear_model``
+(which imports ``scipy.stats``) takes 1–2 s to import in a fresh process, and the Compare page draws its
+points before that (see :func:`fit_libraries_loaded`).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
-from sklearn.linear_model import HuberRegressor
 
 from clipdash.evals.stats import MIN_PAIRS, as_numpy, spearman
 
@@ -27,6 +30,22 @@ TRAJECTORY = "CLIP trajectory"
 SOURCE_GROUPS = {"pretrained": "pretrained CLIP", "classifier": "ImageNet classifier"}
 GROUPS = (TRAJECTORY, *SOURCE_GROUPS.values())  # in legend order
 CHECKPOINTS = ("all", "last", "epoch")  # which checkpoints of a trajectory pick_checkpoints keeps
+_FIT_LIBRARIES = threading.Event()  # set once load_fit_libraries has imported them in this process
+
+
+def load_fit_libraries() -> None:
+    """Import what :func:`huber_fit` needs (scikit-learn's linear models, SciPy's statistics): 1–2 s the
+    first time in a process, nothing after. Called by the fits and by the dashboard's prewarm thread."""
+    import scipy.stats  # noqa: F401  (spearman's rankdata)
+    import sklearn.linear_model  # noqa: F401
+
+    _FIT_LIBRARIES.set()
+
+
+def fit_libraries_loaded() -> bool:
+    """Whether :func:`load_fit_libraries` has finished in this process, so a fit starts at once; a page
+    can draw its points first while it has not (an import under way in another thread counts as not)."""
+    return _FIT_LIBRARIES.is_set()
 
 
 def model_group(source: str) -> str:
@@ -43,19 +62,22 @@ def probit_applicable(values: Any) -> bool:
 
 
 def probit(values: Any) -> np.ndarray:
-    """The standard normal quantile (``scipy.stats.norm.ppf``) of accuracy-like values in [0, 1], clipped
-    to [:data:`PROBIT_EPS`, 1 − PROBIT_EPS] so 0 and 1 stay finite (±3.72); NaN stays NaN.
+    """The standard normal quantile (SciPy's ``special.ndtri``, which ``scipy.stats.norm.ppf`` computes,
+    without importing ``scipy.stats``) of accuracy-like values in [0, 1], clipped to
+    [:data:`PROBIT_EPS`, 1 − PROBIT_EPS] so 0 and 1 stay finite (±3.72); NaN stays NaN.
 
     On probit axes, models that share a distribution shift tend to fall on a line (Taori et al. 2020).
     Values outside [0, 1] raise ValueError: they are not accuracies and clipping would hide that.
     """
+    from scipy.special import ndtri
+
     array = as_numpy(values)
     finite = array[np.isfinite(array)]
     if ((finite < 0) | (finite > 1)).any():
         raise ValueError(
             f"probit needs values in [0, 1] (accuracies); got {finite.min():.4g} … {finite.max():.4g}"
         )
-    return norm.ppf(np.clip(array, PROBIT_EPS, 1 - PROBIT_EPS))
+    return ndtri(np.clip(array, PROBIT_EPS, 1 - PROBIT_EPS))
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,9 @@ def huber_fit(x: Any, y: Any) -> LineFit:
     n = int(x_array.size)
     if n < MIN_PAIRS or np.all(x_array == x_array[0]):
         return LineFit(n, math.nan, math.nan, math.nan, math.nan)
+    load_fit_libraries()
+    from sklearn.linear_model import HuberRegressor
+
     model = HuberRegressor(epsilon=HUBER_EPSILON, alpha=0.0, max_iter=1000).fit(x_array[:, None], y_array)
     slope, intercept = float(model.coef_[0]), float(model.intercept_)
     residual = y_array - (slope * x_array + intercept)
