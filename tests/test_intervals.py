@@ -16,7 +16,17 @@ from clipdash.precompute.intervals import pending, stored_intervals
 from clipdash.store.queries import query
 from tests.conftest import cli_args
 
-RESAMPLED = ("zeroshot", "noise", "tid2013", "livec", "cue_conflict", "probe", "calibration", "ood")
+RESAMPLED = (
+    "zeroshot",
+    "noise",
+    "tid2013",
+    "livec",
+    "cue_conflict",
+    "probe",
+    "class_agnostic",
+    "calibration",
+    "ood",
+)
 HEADLINES = {  # (metric, dataset, variant) each resampled measurement must give an interval for
     ("acc1", "cifar10", ""),
     ("acc1", "cifar10-c/gaussian_noise", "severity=mean"),
@@ -27,6 +37,8 @@ HEADLINES = {  # (metric, dataset, variant) each resampled measurement must give
     ("lp_acc1", "cifar10", "classifier=logreg"),
     ("ece", "cifar10", ""),
     ("auroc", "imagenette", "id=cifar10"),
+    ("ca_acc1", "cifar10", "C=fixed;tau=0.07"),
+    ("mean_entropy", "cifar10", "tau=0.07"),
 }
 
 
@@ -40,7 +52,7 @@ def interval_db(tmp_path_factory, tiny_run, shared_data):
 
 def test_every_resampled_measurement_declares_replicates():
     declared = {name for name in list_measurements() if get_measurement(name).replicates is not None}
-    assert declared == set(RESAMPLED)  # class_agnostic and modality_gap store no per-item outcomes
+    assert declared == set(RESAMPLED)  # modality_gap: a distance between two means, not resampled
 
 
 def test_the_precompute_stores_an_interval_beside_each_headline_number(interval_db):
@@ -103,3 +115,23 @@ def test_a_number_without_a_finite_replicate_gets_no_interval():
                   ("acc1", "cifar10", ""): (3, np.linspace(0, 1, 10))}  # fmt: skip
     frame = interval_frame(replicates, BootstrapConfig(10))
     assert frame["metric"].tolist() == ["acc1"] and frame["ci_low"].notna().all()
+
+
+def test_the_class_agnostic_refit_reproduces_the_stored_accuracies(interval_db):
+    """Its intervals bootstrap a refit of the probe on the stored cosines: the refit must be the sweep's
+    own fit, so every stored ca_acc1 (each τ, fixed and tuned C) is reproduced exactly."""
+    from clipdash.measurements.class_agnostic import refit_correct
+    from clipdash.store import parse_variant
+
+    where = "WHERE epoch = 2 AND setting IN (SELECT setting FROM evaluations WHERE eval = 'class_agnostic')"
+    features = query(interval_db, f"SELECT * FROM class_agnostic_features {where}")
+    metrics = query(interval_db, f"SELECT metric, variant, value FROM metrics {where}")
+    chosen = metrics[metrics["metric"] == "ca_C"].set_index("variant")["value"]
+    accuracy = metrics[metrics["metric"] == "ca_acc1"].set_index("variant")["value"]
+    checked = 0
+    for variant, C in chosen.items():
+        if np.isfinite(C):
+            correct = refit_correct(features, float(parse_variant(variant)["tau"]), C)
+            assert correct.mean() == pytest.approx(accuracy[variant], abs=1e-12)
+            checked += 1
+    assert checked >= 9  # at least every τ of the fixed-C sweep

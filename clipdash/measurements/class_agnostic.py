@@ -89,6 +89,44 @@ def compute(ctx, params: ClassAgnosticParams):
     return EvalResult("class_agnostic", 0.0, rows, tables)
 
 
+def refit_correct(features: pd.DataFrame, tau: float, C: float) -> np.ndarray:
+    """Per test image (in image_index order), whether the probe refitted on the stored cosines at ``tau``
+    with the stored ``C`` gets it right: the same fit as the sweep's (same solver, seed, features and
+    sample order; GridSearchCV refits its best C on the whole train split the same way)."""
+    from clipdash.evals.class_agnostic import softmax_with_temperature
+    from clipdash.evals.linear_probe import make_probe
+
+    split = {name: rows.sort_values("image_index") for name, rows in features.groupby("split")}
+    train, test = split["train"], split["test"]
+    model = make_probe("linear_svm", C=C, seed=0, standardize=False)
+    model.fit(softmax_with_temperature(np.stack(train["cosines"]), tau), train["label"].to_numpy())
+    predicted = model.predict(softmax_with_temperature(np.stack(test["cosines"]), tau))
+    return predicted == test["label"].to_numpy()
+
+
+def replicates(tables, metrics, config):
+    """``ca_acc1`` per τ and C mode over the test images, for the probe refitted with its stored C
+    (``refit_correct``: the interval is the test set's sampling error for that probe, not the refit's),
+    and ``mean_entropy`` per τ over the same images."""
+    from clipdash.evals import bootstrap
+    from clipdash.store import parse_variant
+
+    features = tables["class_agnostic_features"]
+    n = int((features["split"] == "test").sum())
+    counts = bootstrap.resample_counts(n, config)
+    out = {}
+    for row in metrics[metrics["metric"] == "ca_C"].itertuples():
+        if np.isfinite(row.value):
+            correct = refit_correct(features, float(parse_variant(row.variant)["tau"]), row.value)
+            out[("ca_acc1", "cifar10", row.variant)] = (n, bootstrap.mean(counts, correct))
+    entropy = metrics[metrics["metric"] == "mean_entropy"].set_index("variant")
+    for tau, rows in tables["entropies"].groupby("tau"):
+        variant = next(v for v in entropy.index if float(parse_variant(v)["tau"]) == tau)
+        values = rows.sort_values("image_index")["entropy"].to_numpy()
+        out[("mean_entropy", "cifar10", variant)] = (len(values), bootstrap.mean(counts, values))
+    return out
+
+
 def prompts_table(inputs) -> dict[str, pd.DataFrame]:
     from clipdash.evals.class_agnostic import GENERIC_PROMPTS
 
@@ -103,6 +141,7 @@ MEASUREMENT = Measurement(
     image_sets=lambda inputs: ("cifar10/probe_train", "cifar10"),
     data_folders=lambda config: CIFAR10_FOLDERS,
     compute=compute,
+    replicates=replicates,
     tables=(
         Table(
             "entropies",
