@@ -323,9 +323,9 @@ def test_calibration_recomputes_from_per_image_rows(all_db):
             assert expected_calibration_error(bins) == pytest.approx(ece, abs=1e-6)
             nll = _metric(all_db, f"nll{suffix}", dataset, "")[epoch]
             assert -images[f"log_true_prob{suffix}"].mean() == pytest.approx(nll, rel=1e-5)
+        (setting,) = set(images["setting"])
         revision = clip_query(
-            all_db,
-            "SELECT DISTINCT settings->>'revision' r FROM evaluation_settings WHERE eval = 'calibration'",
+            all_db, "SELECT settings->>'revision' r FROM evaluation_settings WHERE setting = ?", [setting]
         )["r"].item()
         # revision 2 cross-fits every set; revision 1 (the bundled trajectory) scaled CIFAR-10 with its
         # train split's temperature (fold -1)
