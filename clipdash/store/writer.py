@@ -262,21 +262,11 @@ class ResultWriter:
         Any failure raises ``StoreError`` in one sentence: one before or at the commit leaves the database
         as it was; one at the checkpoint after the commit says the rows are in the write-ahead log.
         """
-        try:
-            self._transaction(
-                lambda con: _insert_result(con, result), lambda con: _check_markers(con, result)
-            )
-        except _NotFolded as exc:
-            raise StoreError(
-                f"epoch {result.epoch} of {result.run} is committed to the write-ahead log of {self.path} "
-                f"but could not be folded into the file ({_reason(exc.cause)}); it is completed the next "
-                "time the database is opened with space free"
-            ) from exc.cause
-        except (OSError, duckdb.Error) as exc:
-            raise StoreError(
-                f"could not write epoch {result.epoch} of {result.run} to {self.path} ({_reason(exc)}); "
-                "it still holds the results written before"
-            ) from exc
+        self._write(
+            lambda con: _insert_result(con, result),
+            lambda con: _check_markers(con, result),
+            f"epoch {result.epoch} of {result.run}",
+        )
 
     def write_intervals(self, run: str, epoch: int, intervals: dict[str, pd.DataFrame]) -> None:
         """Replace the stored intervals of one checkpoint's settings (setting id -> ``metric_intervals``
@@ -289,17 +279,28 @@ class ResultWriter:
                 con.execute(f"DELETE FROM {INTERVALS.name} WHERE run = ? AND epoch = ? AND setting = ?", key)
                 _insert(con, INTERVALS.name, frame.assign(run=run, epoch=epoch, setting=setting))
 
+        self._write(change, lambda con: None, f"the intervals of epoch {epoch} of {run}")
+
+    def _write(
+        self,
+        change: Callable[[duckdb.DuckDBPyConnection], None],
+        check: Callable[[duckdb.DuckDBPyConnection], None],
+        what: str,
+    ) -> None:
+        """``_transaction`` of ``what`` (e.g. "epoch 3 of seed0"), its failures as one ``StoreError``
+        sentence: before or at the commit the database is as it was; after it, the rows are in the log."""
         try:
-            self._transaction(change, lambda con: None)
+            self._transaction(change, check)
         except _NotFolded as exc:
             raise StoreError(
-                f"the intervals of epoch {epoch} of {run} are committed to the write-ahead log of "
-                f"{self.path} but could not be folded into the file ({_reason(exc.cause)})"
+                f"{what} is committed to the write-ahead log of {self.path} but could not be folded into "
+                f"the file ({_reason(exc.cause)}); it is completed the next time the database is opened "
+                "with space free"
             ) from exc.cause
         except (OSError, duckdb.Error) as exc:
             raise StoreError(
-                f"could not write the intervals of epoch {epoch} of {run} to {self.path} ({_reason(exc)}); "
-                "it still holds what was written before"
+                f"could not write {what} to {self.path} ({_reason(exc)}); "
+                "it still holds the results written before"
             ) from exc
 
     def _upgrade(self) -> int | None:
