@@ -9,8 +9,10 @@ seconds, which stay meaningful on a busy machine): the page's whole script, quer
 - after home: in a fresh process, a few seconds after the entrypoint rendered Home (the usual first visit:
   app.py's background prewarm imports SciPy and scikit-learn, then loads the bundled model for Probe), and
 - warm: in one process with the imports done but every st.cache_data cache cleared (a page's first visit),
-then the Temperature page's τ-slider latency (a script rerun that refits the probe) as p50/p95 over
-``--taus`` slider values per classifier, next to the refit alone.
+then the Temperature page's τ-slider latency as p50/p95 over ``--taus`` slider values per classifier: the
+whole script's rerun (AppTest reruns every script whole), the rerun of the page's retrain fragment alone
+(what a browser waits for: a widget inside an ``st.fragment`` reruns only the fragment; see
+:func:`fragment_reruns`), and the refit alone.
 
 ``--synthetic`` writes a database of ``--runs`` training runs × ``--epochs`` epochs into a temporary folder
 (the Curves page's default series from the measurement registry, each run under one setting per
@@ -26,6 +28,8 @@ Debian's chromium on a freshly started server (see :func:`browser_deep_link`; ne
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import math
 import os
@@ -107,8 +111,32 @@ def cold_seconds(page: str, db: Path, after_home: bool = False) -> tuple[float, 
     return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def slider_latency(n_taus: int) -> dict[str, tuple[list[float], list[float]]]:
-    """Per classifier: rerun seconds after each τ move, and the refit alone, over ``n_taus`` values."""
+@contextlib.contextmanager
+def fragment_reruns(app):
+    """Make ``app``'s next runs rerun only its page's one ``st.fragment``, as a browser's rerun request for a
+    widget inside a fragment does (AppTest itself reruns the whole script); whole reruns on a page without
+    one. Streamlit internals: AppTest's fragment storage and the RerunData its script runner builds."""
+    import streamlit.testing.v1.local_script_runner as runner
+
+    fragments = list(app._fragment_storage._fragments)
+    if not fragments:  # a page without one reruns whole in a browser too
+        yield
+        return
+    if len(fragments) > 1:
+        raise RuntimeError(f"expected the page to register one fragment, found {len(fragments)}")
+    rerun_data = runner.RerunData
+    runner.RerunData = functools.partial(rerun_data, fragment_id_queue=fragments)
+    try:
+        yield
+    finally:
+        runner.RerunData = rerun_data
+
+
+def slider_latency(n_taus: int) -> dict[str, dict[str, list[float]]]:
+    """Per classifier, wall seconds over ``n_taus`` τ values, each a first visit (a cache miss): ``rerun``,
+    the whole script rerun after a τ move; ``fragment``, only the page's retrain fragment rerun; ``refit``,
+    ``retrain_class_agnostic`` alone (the fit, the intervals); and the process's CPU seconds of the first
+    two (``rerun cpu``, ``fragment cpu``), which a busy machine inflates less than wall time."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -118,29 +146,36 @@ def slider_latency(n_taus: int) -> dict[str, tuple[list[float], list[float]]]:
     db = Path(os.environ["CLIPDASH_DB"])
     results = {}
     for classifier in ("linear_svm", "logreg", "mlp"):
-        st.cache_data.clear()
-        app = AppTest.from_file(APP, default_timeout=600)
-        app.switch_page("pages/temperature.py").run()
-        app.radio[0].set_value(classifier).run()
-        slider = app.select_slider[-1]
-        options = [float(v) for v in slider.options]
-        taus = [options[i] for i in np.linspace(0, len(options) - 1, n_taus).round().astype(int)]
-        reruns = []
-        for tau in taus:
-            start = time.perf_counter()
-            app.select_slider[-1].set_value(tau).run()
-            reruns.append(time.perf_counter() - start)
+        seconds: dict[str, list[float]] = {}
+        for case in ("rerun", "fragment"):
+            st.cache_data.clear()
+            app = AppTest.from_file(APP, default_timeout=600)
+            app.switch_page("pages/temperature.py").run()
+            app.radio[0].set_value(classifier).run()
+            options = [float(v) for v in app.select_slider[-1].options]
+            taus = [options[i] for i in np.linspace(0, len(options) - 1, n_taus).round().astype(int)]
+            with fragment_reruns(app) if case == "fragment" else contextlib.nullcontext():
+                seconds[case], seconds[f"{case} cpu"] = [], []
+                for tau in taus:
+                    start, cpu = time.perf_counter(), time.process_time()
+                    app.select_slider[-1].set_value(tau).run()
+                    seconds[case].append(time.perf_counter() - start)
+                    seconds[f"{case} cpu"].append(time.process_time() - cpu)
+                    if app.exception:
+                        raise RuntimeError(f"temperature raised: {app.exception[0].value}")
         index = queries.class_agnostic_index(db)
         last = index[index["run"] == index["run"].iloc[-1]].iloc[-1]
-        splits = queries.class_agnostic_features(db, last["run"], int(last["epoch"]), last["dataset"])
-        fits = []
+        splits = queries.class_agnostic_features(
+            db, last["run"], last["setting"], int(last["epoch"]), last["dataset"]
+        )
+        seconds["refit"] = []
         for tau in taus:
             start = time.perf_counter()
             retrain_class_agnostic(
                 splits.train_x, splits.train_y, splits.test_x, splits.test_y, tau, classifier
             )
-            fits.append(time.perf_counter() - start)
-        results[classifier] = (reruns, fits)
+            seconds["refit"].append(time.perf_counter() - start)
+        results[classifier] = seconds
     return results
 
 
@@ -283,6 +318,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", type=Path, default=REPO / "data" / "clipdash.duckdb")
     parser.add_argument("--taus", type=int, default=50, help="slider values per classifier")
+    parser.add_argument("--slider-only", action="store_true", help="only the Temperature page's τ slider")
     parser.add_argument("--synthetic", action="store_true", help="only Compare, on a synthetic database")
     parser.add_argument("--runs", type=int, default=100, help="runs of the synthetic database")
     parser.add_argument("--epochs", type=int, default=30, help="epochs per run of the synthetic database")
@@ -312,7 +348,7 @@ def main() -> None:
     print(f"database: {args.db}\n")
     header = ("cold wall", "cold cpu", "home→wall", "home→cpu", "warm wall", "warm cpu")
     print(f"{'page':<24}" + "".join(f"{h:>11}" for h in header) + "  (seconds)")
-    for page in PAGES:  # the whole script's wall and CPU seconds
+    for page in () if args.slider_only else PAGES:  # the whole script's wall and CPU seconds
         cold = cold_seconds(page, args.db)[2:]
         after_home = cold_seconds(page, args.db, after_home=True)[2:]
         render_seconds(page)  # imports this page's modules in this process
@@ -320,11 +356,16 @@ def main() -> None:
         warm = render_seconds(page)[2:]
         print(f"{page:<24}" + "".join(f"{v:>11.2f}" for v in (*cold, *after_home, *warm)))
 
-    print(f"\nτ slider, {args.taus} values per classifier (rerun = what the user waits for)")
-    print(f"{'classifier':<12}{'rerun p50':>11}{'rerun p95':>11}{'refit p50':>11}{'refit p95':>11}")
-    for classifier, (reruns, fits) in slider_latency(args.taus).items():
-        p = [np.percentile(x, q) * 1000 for x in (reruns, fits) for q in (50, 95)]
-        print(f"{classifier:<12}" + "".join(f"{v:>9.0f}ms" for v in p))
+    print(
+        f"\nτ slider, {args.taus} values per classifier (load average {os.getloadavg()[0]:.1f}; fragment = "
+        "what a browser waits for, rerun = the whole script)"
+    )
+    cases = ("rerun", "fragment", "fragment cpu", "refit")
+    print(f"{'classifier':<12}" + "".join(f"{f'{case} p{q}':>18}" for case in cases for q in (50, 95)))
+    for classifier, seconds in slider_latency(args.taus).items():
+        p = [np.percentile(seconds[case], q) * 1000 for case in cases for q in (50, 95)]
+        print(f"{classifier:<12}" + "".join(f"{v:>16.0f}ms" for v in p))
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,8 @@ def _check_page_with_results(page: str, app: AppTest) -> None:
         assert len(app.radio[0].options) == 3  # two_prompt, sixteen_class, imagenet_mean
     if page == "pages/temperature.py":
         assert len(app.metric) == 3 and len(app.radio[0].options) == 3
+        assert any(c.value.startswith("95 % intervals: test accuracy ") for c in app.caption)
+        assert len(app.dataframe) == 1  # per-class recall with intervals
     if page == "pages/calibration.py":
         assert len(app.select_slider) == 2  # an epoch slider for calibration and one for OOD
         assert "fitted on" in " ".join(c.value for c in app.caption)  # each temperature says on what
@@ -250,6 +252,71 @@ def test_temperature_slider_retrains_the_probe(engine_db, monkeypatch):
     entropies = [float(entropy) for _, entropy in shown.values()]
     assert len(accuracies) > 1  # the probe was refit: accuracy moves with τ
     assert entropies == sorted(entropies)  # a flatter profile at higher τ
+
+
+def _interval_caption(app: AppTest, prefix: str) -> str:
+    return next(c.value for c in app.caption if c.value.startswith(prefix))
+
+
+def test_temperature_interval_recomputes_from_the_refit_predictions(engine_db, monkeypatch):
+    """The live probe's interval: 1000 resamples of the test images (the generator resample_counts counts,
+    here materialised as item indices), the 2.5th and 97.5th percentiles of the fixed probe's accuracy."""
+    from clipdash.evals.retrain import retrain_class_agnostic
+    from clipdash.store import queries
+
+    app = render("pages/temperature.py", engine_db, monkeypatch)
+    last = queries.class_agnostic_index(engine_db).iloc[-1]
+    splits = queries.class_agnostic_features(
+        engine_db, last["run"], last["setting"], last["epoch"], "cifar10"
+    )
+    outcome = retrain_class_agnostic(splits.train_x, splits.train_y, splits.test_x, splits.test_y, tau=0.07)
+    correct = outcome.predictions == splits.test_y
+    n = correct.size
+    draws = np.random.default_rng([0, n]).integers(0, n, size=(1000, n))
+    low, high = np.percentile(correct[draws].mean(axis=1), [2.5, 97.5])
+    assert _shown(app)[0] == f"{correct.mean():.3f}"
+    shown = _interval_caption(app, "95 % intervals: test accuracy ")
+    assert shown.startswith(f"95 % intervals: test accuracy {low:.3f}–{high:.3f}, mean entropy ")
+    assert (
+        f"over the {n:,} test images (1,000 resamples)" in shown and "not the variance of refitting" in shown
+    )
+    recall = app.dataframe[0].value
+    assert recall["test images"].sum() == n and recall["recall"].tolist() == pytest.approx(outcome.recall)
+
+
+def _band_layers(app: AppTest) -> list[str]:
+    import json
+
+    spec = json.loads(charts(app)[0].proto.spec)  # the stored accuracy sweep
+    return [layer["mark"]["type"] for layer in spec.get("layer", [])]
+
+
+def test_temperature_stored_sweep_bands_stored_or_refit_alike(engine_db, tmp_path, monkeypatch):
+    """The engine stores the sweep's intervals: the chosen epoch's curves get bands from them. A database
+    without them offers to refit the epoch's stored probes, which gives the same intervals, and the same as
+    the live refit at a stored τ (the same fit)."""
+    import shutil
+
+    app = render("pages/temperature.py", engine_db, monkeypatch)
+    assert _band_layers(app) == ["area", "line"]
+    assert "stored with the results" in _interval_caption(app, "Shaded: epoch 2's 95 % intervals")
+    assert [t.label for t in app.toggle] == ["Standardise features"]
+    stored = _interval_caption(app, "Stored value at this τ (C=fixed): ")
+    live = _interval_caption(app, "95 % intervals: test accuracy ")
+    assert stored.endswith(f"(95 % {live.split()[5].rstrip(',')})")
+
+    without = tmp_path / "without.duckdb"
+    shutil.copy(engine_db, without)
+    with duckdb.connect(str(without)) as con:
+        con.execute("DROP TABLE metric_intervals")
+    app = render("pages/temperature.py", without, monkeypatch)
+    assert _band_layers(app) == [] and not any(c.value.startswith("Shaded") for c in app.caption)
+    assert _interval_caption(app, "Stored value at this τ (C=fixed): ") == stored.split(" (95 %")[0]
+    app.toggle[0].set_value(True).run()  # "95 % intervals for epoch 2"
+    assert not app.exception and _band_layers(app) == ["area", "line"]
+    shaded = _interval_caption(app, "Shaded: epoch 2's 95 % intervals")
+    assert "computed here by those refits. The refits reproduce all " in shaded
+    assert _interval_caption(app, "Stored value at this τ (C=fixed): ") == stored
 
 
 def test_cue_conflict_filters_and_history(engine_db, monkeypatch):
