@@ -112,23 +112,25 @@ def ood_rows(inputs, name: str, id_dataset: str = "cifar10") -> np.ndarray:
     return np.arange(len(inputs.pixels(name)))
 
 
-def detection_result(
-    id_dataset: str, id_scores: np.ndarray, ood_scores: dict[str, tuple[np.ndarray, np.ndarray]], tpr: float
-):
-    """Metric rows and ``ood_scores`` rows from the ID scores and each OOD set's (rows, scores)."""
+def detection_result(inputs, params: OodParams | ClassifierOodParams, scores):
+    """Metric rows and ``ood_scores`` rows: ``scores(name, rows)`` scores the given rows of an image set
+    (all of them for None), the ID set whole and each OOD set without its overlapping classes."""
     from clipdash.evals.ood import auroc, fpr_at_tpr
     from clipdash.store import EvalResult
 
-    frames = [score_rows(id_dataset, np.arange(len(id_scores)), id_scores, True)]
+    id_scores = scores(params.id_dataset, None)
+    frames = [score_rows(params.id_dataset, np.arange(len(id_scores)), id_scores, True)]
     rows: Rows = []
-    for name, (index, scores) in ood_scores.items():
+    for name in params.ood_sets:
+        index = ood_rows(inputs, name, params.id_dataset)
+        ood = scores(name, index)
         values = {
-            "auroc": auroc(id_scores, scores),
-            "fpr95": fpr_at_tpr(id_scores, scores, tpr),
-            "n_ood": len(scores),
+            "auroc": auroc(id_scores, ood),
+            "fpr95": fpr_at_tpr(id_scores, ood, params.tpr),
+            "n_ood": len(ood),
         }
-        rows += metric_rows(values, name, id=id_dataset)
-        frames.append(score_rows(name, index, scores, False))
+        rows += metric_rows(values, name, id=params.id_dataset)
+        frames.append(score_rows(name, index, ood, False))
     return EvalResult("ood", 0.0, rows, {"ood_scores": pd.concat(frames, ignore_index=True)})
 
 
@@ -138,15 +140,11 @@ def compute(ctx, params: OodParams):
     data = ctx.inputs.labeled(params.id_dataset)
     text = ctx.classifier(data.classnames, data.templates).T.numpy()  # classes × D
 
-    def scores(name: str, index: np.ndarray | None = None) -> np.ndarray:
+    def scores(name: str, index: np.ndarray | None) -> np.ndarray:
         features = ctx.features(name).numpy()
         return mcm_scores(features if index is None else features[index], text, params.tau)
 
-    ood = {}
-    for name in params.ood_sets:
-        index = ood_rows(ctx.inputs, name, params.id_dataset)
-        ood[name] = (index, scores(name, index))
-    return detection_result(params.id_dataset, scores(params.id_dataset), ood, params.tpr)
+    return detection_result(ctx.inputs, params, scores)
 
 
 def classifier_compute(ctx, params: ClassifierOodParams):
@@ -155,15 +153,11 @@ def classifier_compute(ctx, params: ClassifierOodParams):
 
     classes = imagenette_indices()
 
-    def scores(name: str, index: np.ndarray | None = None) -> np.ndarray:
+    def scores(name: str, index: np.ndarray | None) -> np.ndarray:
         logits = ctx.logits(name)
         return msp_scores((logits if index is None else logits[index])[:, classes])
 
-    ood = {}
-    for name in params.ood_sets:
-        index = ood_rows(ctx.inputs, name, params.id_dataset)
-        ood[name] = (index, scores(name, index))
-    return detection_result(params.id_dataset, scores(params.id_dataset), ood, params.tpr)
+    return detection_result(ctx.inputs, params, scores)
 
 
 def score_rows(dataset: str, index: np.ndarray, scores: np.ndarray, is_id: bool) -> pd.DataFrame:
